@@ -1,0 +1,71 @@
+"""bertzoo: a plugin-based model zoo for the BERT family.
+
+Importing bertzoo is cheap: torch and the plugins load only when something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from bertzoo.errors import (
+    BertzooError,
+    CheckpointError,
+    ComponentNotFoundError,
+    IncompatibleComponentError,
+    InputError,
+    PluginError,
+    SpecError,
+)
+from bertzoo.hookspecs import PLUGIN_API_VERSION, hookimpl
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562)
+_LAZY = {
+    "ModelSpec": "bertzoo.spec",
+    "ComponentSpec": "bertzoo.spec",
+    "Registry": "bertzoo.registry",
+    "get_registry": "bertzoo.discovery",
+    "build": "bertzoo.factory",
+    "resolve_spec": "bertzoo.factory",
+    "from_pretrained": "bertzoo.checkpoint",
+    "save_pretrained": "bertzoo.checkpoint",
+    "BertModel": "bertzoo.model",
+    "explain_attention": "bertzoo.selection",
+    "embed": "bertzoo.runner",
+    "classify": "bertzoo.runner",
+    "fill_mask": "bertzoo.runner",
+    "Tokenizer": "bertzoo.tokenizer",
+}
+
+
+def list_components(kind: str | None = None, pattern: str = "*", exclude: Any = ()) -> list[str]:
+    """Full names of registered components, with shell-style wildcards (like timm's ``list_models``)."""
+    from bertzoo.discovery import get_registry
+
+    return get_registry().list_components(kind, pattern, exclude)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bertzoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "BertzooError", "CheckpointError", "ComponentNotFoundError", "IncompatibleComponentError",
+    "InputError", "PluginError", "SpecError", "PLUGIN_API_VERSION", "hookimpl", "list_components",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bertzoo.factory import build, resolve_spec  # noqa: F401
+    from bertzoo.spec import ComponentSpec, ModelSpec  # noqa: F401

@@ -1,0 +1,195 @@
+"""Plugin discovery: entry points in group ``bertzoo``, each plugin isolated.
+
+We do not call pluggy's ``load_setuptools_entrypoints``: it aborts on the first plugin that
+fails to import (llm #1280). Instead every entry point is loaded, version-checked, registered
+and called on its own, and a failure at any step unregisters that plugin and records the error.
+Discovery runs on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import re
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from bertzoo import hookspecs
+from bertzoo.errors import PluginError
+from bertzoo.registry import PluginRegistrar, Registry
+
+
+@dataclass
+class PluginInfo:
+    """What ``bertzoo plugins`` shows for one plugin."""
+
+    name: str
+    namespace: str
+    distribution: str | None
+    version: str | None
+    module: str
+    status: str  # "loaded", "failed", "disabled"
+    error: str | None = None
+    components: list[str] = field(default_factory=list)
+    builtin: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "status": self.status,
+            "error": self.error,
+            "components": self.components,
+            "builtin": self.builtin,
+        }
+
+
+def _split_env(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+def _default_namespace(ep_name: str, dist_name: str | None) -> str:
+    """``bertzoo`` for our own distribution, ``foo`` for ``bertzoo-foo``, else the entry-point name."""
+    if dist_name:
+        norm = re.sub(r"[-_.]+", "-", dist_name).lower()
+        if norm == "bertzoo":
+            return "bertzoo"
+        if norm.startswith("bertzoo-"):
+            return norm[len("bertzoo-") :]
+    return ep_name.lower()
+
+
+class PluginHost:
+    """Loads plugins into a registry. Tests make their own; the process uses :func:`get_host`."""
+
+    def __init__(self, registry: Registry | None = None, group: str = hookspecs.ENTRY_POINT_GROUP) -> None:
+        self.registry = registry if registry is not None else Registry()
+        self.group = group
+        self.plugins: dict[str, PluginInfo] = {}
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_entry_points(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        allow = _split_env(env.get("BERTZOO_PLUGINS"))
+        deny = _split_env(env.get("BERTZOO_DISABLE_PLUGINS")) or set()
+        strict = env.get("BERTZOO_STRICT_PLUGINS", "") not in ("", "0", "false")
+        eps = sorted(md.entry_points(group=self.group), key=lambda e: (e.dist.name if e.dist else "", e.name))
+        for ep in eps:
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            namespace = _default_namespace(ep.name, dist)
+            ids = {ep.name.lower(), namespace}
+            if dist:
+                ids.add(dist.lower())
+            info = PluginInfo(
+                name=ep.name, namespace=namespace, distribution=dist, version=version,
+                module=ep.value, status="loaded", builtin=(dist or "").lower() == "bertzoo",
+            )
+            if (allow is not None and not (ids & allow)) or (ids & deny):
+                info.status = "disabled"
+                self.plugins[ep.name] = info
+                continue
+            self._load_one(info, loader=ep.load, strict=strict)
+
+    def register_plugin(self, name: str, plugin: Any, *, namespace: str | None = None, strict: bool = False) -> PluginInfo:
+        """Register an already-imported plugin object (tests, notebooks)."""
+        info = PluginInfo(
+            name=name, namespace=namespace or name, distribution=None, version=None,
+            module=getattr(plugin, "__name__", type(plugin).__name__), status="loaded",
+        )
+        return self._load_one(info, loader=lambda: plugin, strict=strict)
+
+    def _load_one(self, info: PluginInfo, loader: Any, strict: bool) -> PluginInfo:
+        self.plugins[info.name] = info
+        registrar: PluginRegistrar | None = None
+        try:
+            obj = loader()
+            info.namespace = getattr(obj, "bertzoo_namespace", None) or info.namespace
+            self._check_api(info, obj)
+            self.pm.register(obj, name=info.name)
+            registrar = PluginRegistrar(self.registry, info.name, info.namespace)
+            registrar.distribution, registrar.version = info.distribution, info.version
+            impls = [i for i in self.pm.hook.bertzoo_register.get_hookimpls() if i.plugin_name == info.name]
+            if not impls:
+                raise PluginError(
+                    f"plugin {info.name!r} ({info.module}) has no function marked @bertzoo.hookimpl "
+                    "named bertzoo_register; add one"
+                )
+            for impl in impls:
+                impl.function(registry=registrar)
+            info.components = [f"{r.kind}:{r.full_name}" for r in registrar.registered]
+        except Exception as exc:
+            if registrar is not None:
+                self.registry.unregister_plugin(info.name)
+            if self.pm.has_plugin(info.name):
+                self.pm.unregister(name=info.name)
+            info.status = "failed"
+            info.error = f"{type(exc).__name__}: {exc}"
+            info.components = []
+            self.registry.record_failure(info.name, info.error)
+            self.registry.failed_plugins[info.namespace] = info.error
+            if strict:
+                raise PluginError(
+                    f"plugin {info.name!r} failed to load ({info.error}); unset BERTZOO_STRICT_PLUGINS "
+                    f"to skip it\n{traceback.format_exc()}"
+                ) from exc
+        return info
+
+    @staticmethod
+    def _check_api(info: PluginInfo, obj: Any) -> None:
+        wanted = getattr(obj, "bertzoo_plugin_api", None)
+        if wanted is None:
+            return
+        try:
+            spec = SpecifierSet(str(wanted))
+        except InvalidSpecifier as exc:
+            raise PluginError(
+                f"plugin {info.name!r} declares bertzoo_plugin_api = {wanted!r}, which is not a "
+                "version specifier; write e.g. '>=1,<2'"
+            ) from exc
+        if Version(hookspecs.PLUGIN_API_VERSION) not in spec:
+            raise PluginError(
+                f"plugin {info.name!r} needs bertzoo plugin API {wanted}, but this bertzoo provides "
+                f"{hookspecs.PLUGIN_API_VERSION}; install a plugin release made for plugin API "
+                f"{hookspecs.PLUGIN_API_VERSION.split('.')[0]}.x or a matching bertzoo"
+            )
+
+
+_lock = threading.Lock()
+_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, loading entry points on first use."""
+    global _host
+    with _lock:
+        if _host is None:
+            host = PluginHost()
+            host.load_entry_points()
+            _host = host
+        return _host
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, filled from installed plugins on first use."""
+    return get_host().registry
+
+
+def reset() -> None:
+    """Forget the loaded plugins; the next use re-discovers (tests, after installing a plugin)."""
+    global _host
+    with _lock:
+        _host = None

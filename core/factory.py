@@ -1,0 +1,146 @@
+"""The factory: the only place that turns component names into objects.
+
+``build(source, **overrides)`` takes a preset name, a spec file path, a dict or a
+:class:`ModelSpec`, applies call-site overrides (they win), validates component options, and
+assembles the model from registered components, torchtune style: the layer receives its
+attention component, the trunk receives its embedding, layers and pooler, and a head receives
+the trunk.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bertzoo.errors import ComponentNotFoundError, SpecError
+from bertzoo.registry import Registry
+from bertzoo.spec import ModelSpec, apply_overrides, validate_components
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is not None:
+        return registry
+    from bertzoo.discovery import get_registry
+
+    return get_registry()
+
+
+def resolve_spec(
+    source: str | Path | Mapping[str, Any] | ModelSpec,
+    overrides: Mapping[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> ModelSpec:
+    """Turn any accepted ``source`` plus overrides into a fully validated spec.
+
+    Raises:
+        SpecError: unknown preset (with close matches), unreadable file, invalid fields or options.
+    """
+    reg = _registry(registry)
+    if isinstance(source, ModelSpec):
+        spec = source
+    elif isinstance(source, Mapping):
+        spec = ModelSpec.from_data(source)
+    elif isinstance(source, (str, Path)):
+        spec = _spec_from_name_or_path(str(source), reg)
+    else:
+        raise SpecError(
+            f"build() got a {type(source).__name__}; give a preset name, a spec file path, a dict or a ModelSpec"
+        )
+    if overrides:
+        spec = apply_overrides(spec, overrides, reg)
+    return validate_components(spec, reg)
+
+
+def _spec_from_name_or_path(text: str, reg: Registry) -> ModelSpec:
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".yaml", ".yml", ".toml") or path.is_file():
+        return ModelSpec.load(path)
+    try:
+        record = reg.get("preset", text)
+    except ComponentNotFoundError:
+        presets = reg.list_components("preset")
+        shorts = [p.split(":", 1)[1] for p in presets]
+        close = difflib.get_close_matches(text, shorts, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        extra = ""
+        if "/" in text or path.is_dir():
+            extra = (
+                f" {text!r} looks like a checkpoint folder or hub id: load weights with "
+                f"bertzoo.from_pretrained({text!r}) (CLI: --model)."
+            )
+        raise SpecError(
+            f"{text!r} is neither a preset nor a spec file{hint}. Presets: {', '.join(shorts) or 'none'}.{extra}"
+        ) from None
+    data = record.load()
+    return ModelSpec.from_data(data, source=f"preset {record.full_name}")
+
+
+def build(
+    source: str | Path | Mapping[str, Any] | ModelSpec = "bert-base-uncased",
+    /,
+    *,
+    registry: Registry | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Build a randomly initialised model.
+
+    Example: ``build("bert-base-uncased", attention="sdpa", head="sequence-classification", num_labels=3)``.
+
+    Args:
+        source: preset name, spec file path (.yaml/.json/.toml), dict, or :class:`ModelSpec`.
+        registry: a registry to build from (default: the installed plugins).
+        **overrides: spec fields, component names (``attention="sdpa"``), dotted paths
+            (``components.head.options.num_labels``) or bare component options (``num_labels``).
+
+    Raises:
+        SpecError, ComponentNotFoundError, IncompatibleComponentError.
+    """
+    reg = _registry(registry)
+    spec = resolve_spec(source, overrides, reg)
+    return assemble(spec, reg)
+
+
+def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any = None, dtype: Any = None) -> nn.Module:
+    """Assemble a model from an already validated spec (random initialisation, HF's rules)."""
+    from bertzoo.model import BertModel, init_weights
+    from bertzoo.selection import resolve_attention
+
+    reg = _registry(registry)
+    comps = spec.components
+    attention_record, _reason = resolve_attention(spec, reg, device=device, dtype=dtype)
+    attention_options = comps.attention.options if comps.attention.name != "auto" else {}
+
+    def make_attention() -> Any:
+        return attention_record.build(spec, **attention_options)
+
+    head_record = reg.get("head", comps.head.name) if comps.head is not None else None
+    head_cls = head_record.load() if head_record is not None else None
+    uses_pooler = bool(getattr(head_cls, "uses_pooler", True)) if head_cls is not None else True
+
+    embeddings = reg.create("embedding", comps.embedding.name, spec, **comps.embedding.options)
+    layers = [
+        reg.create(
+            "layer",
+            comps.layer.name,
+            spec,
+            attention=make_attention(),
+            cross_attention=make_attention() if spec.add_cross_attention else None,
+            **comps.layer.options,
+        )
+        for _ in range(spec.num_hidden_layers)
+    ]
+    pooler = None
+    if comps.pooler is not None and uses_pooler:
+        pooler = reg.create("pooler", comps.pooler.name, spec, **comps.pooler.options)
+    bert = BertModel(spec, embeddings=embeddings, layers=layers, pooler=pooler)
+    bert.attention_choice = _reason
+    model: nn.Module = bert if head_cls is None else head_cls(bert, spec, **comps.head.options)  # type: ignore[union-attr]
+    init_weights(model, spec)
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    return model

@@ -1,0 +1,181 @@
+"""The five component interfaces, as small Protocols (torchtune style).
+
+Shape legend used throughout: ``B`` batch, ``S`` query length, ``S_k`` key length (cache +
+new tokens, or encoder length for cross-attention), ``H`` hidden size, ``h`` heads, ``d`` head
+size (H / h), ``T`` total real tokens of a packed batch.
+
+Every component is built by the factory as ``target(spec, **dependencies, **options)`` where
+``spec`` is the :class:`bertzoo.spec.ModelSpec` and ``options`` were validated by the
+component's own options model. The reference implementations live in
+:mod:`bertzoo.plugins.eager`; copy them when writing your own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+
+@dataclass
+class AttentionCapabilities:
+    """What an attention implementation declares it can do (data, not discovered by trial).
+
+    ``attention="auto"`` chooses among implementations by these, and an explicitly chosen
+    implementation asked for something it did not declare raises a clear error.
+    """
+
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16")
+    causal: bool = True
+    cross_attention: bool = True
+    kv_cache: bool = True
+    returns_weights: bool = False
+    head_mask: bool = False
+    dropout: bool = True
+    varlen: bool = False  # accepts packed [T, h, d] input with cu_seqlens
+    padded: bool = True  # accepts padded [B, h, S, d] input
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AttentionMask:
+    """What each query may see, described once per forward and shared by every layer.
+
+    Implementations turn it into the form their kernel wants (additive float for eager,
+    boolean for SDPA, ``cu_seqlens`` for variable-length kernels) and may cache that form in
+    ``cache`` so the conversion happens once per forward, not once per layer.
+
+    Attributes:
+        key_padding: ``(B, S_k)`` bool, True where the key is a real token; None = all real.
+        causal: queries see only keys at or before their own position.
+        query_offset: positions already in the KV cache before the first query; a causal
+            query ``i`` sees keys ``<= i + query_offset``.
+        cu_seqlens: packed input only: ``(B + 1,)`` int32 offsets of each sequence in ``T``.
+        max_seqlen: packed input only: longest sequence.
+        explicit: a user-given ``(B, 1 | h, S, S_k)`` additive float mask, added as is.
+    """
+
+    key_padding: Tensor | None = None
+    causal: bool = False
+    query_offset: int = 0
+    cu_seqlens: Tensor | None = None
+    max_seqlen: int = 0
+    explicit: Tensor | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Attention(Protocol):
+    """The attention operation only; projections stay in the layer (checkpoint keys never depend on it).
+
+    Reference: :class:`bertzoo.plugins.eager.EagerAttention`.
+    """
+
+    capabilities: ClassVar[AttentionCapabilities]
+
+    def __call__(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        *,
+        mask: AttentionMask,
+        dropout_p: float,
+        scale: float,
+        need_weights: bool,
+        head_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Padded: q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``,
+        weights ``(B, h, S, S_k)`` or None. Packed (``varlen``): q/k/v ``(T, h, d)`` → ``(T, h, d)``.
+
+        Rows whose query sees no key return zeros. ``head_mask`` is ``(h,)`` or ``(B, h, S, S_k)``-
+        broadcastable and scales the attention probabilities (eager definition).
+        """
+        ...
+
+
+@runtime_checkable
+class Embedding(Protocol):
+    """Token ids (or ``inputs_embeds``) → hidden states. Reference: ``eager.BertEmbeddings``.
+
+    Must expose ``word_embeddings`` (an ``nn.Embedding``) so an MLM decoder can be tied to it.
+    """
+
+    word_embeddings: torch.nn.Embedding
+
+    def __call__(
+        self,
+        input_ids: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        past_key_values_length: int = 0,
+    ) -> Tensor:
+        """``(B, S)`` ids or ``(B, S, H)`` embeds → ``(B, S, H)``; default positions are
+        ``arange(S) + past_key_values_length``, default token types zeros."""
+        ...
+
+
+@dataclass
+class LayerOutput:
+    """What one layer returns. ``present`` is this layer's updated cache entry when caching."""
+
+    hidden_states: Tensor
+    self_attention: Tensor | None = None  # (B, h, S, S_k) when weights were asked for
+    cross_attention: Tensor | None = None  # (B, h, S, S_enc)
+    present: Any = None
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """One transformer block built around an attention component. Reference: ``eager.BertLayer``.
+
+    Built as ``target(spec, attention=..., cross_attention=... | None, **options)``.
+    """
+
+    def __call__(
+        self,
+        hidden_states: Tensor,
+        *,
+        mask: AttentionMask,
+        head_mask: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+        encoder_mask: AttentionMask | None = None,
+        past_key_value: Any = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+    ) -> LayerOutput:
+        """``(B, S, H)`` (or packed ``(T, H)``) → :class:`LayerOutput` with the same shape."""
+        ...
+
+
+@runtime_checkable
+class Pooler(Protocol):
+    """Sequence → one vector. Reference: ``eager.BertPooler`` (``cls-tanh``)."""
+
+    def __call__(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """``(B, S, H)`` and an optional ``(B, S)`` mask → ``(B, H)``."""
+        ...
+
+
+@runtime_checkable
+class Head(Protocol):
+    """A task model: owns the trunk as ``bert`` plus its own modules under HF's key names.
+
+    Built as ``target(bert, spec, **options)``. Class attributes tell the factory and the
+    checkpoint loader what they need: whether the trunk keeps its pooler, and which keys are
+    the task-specific ones that are re-initialised when ``num_labels`` changes.
+    """
+
+    uses_pooler: ClassVar[bool]
+    classifier_keys: ClassVar[tuple[str, ...]]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The trunk's forward arguments plus the head's labels → the head's output dataclass."""
+        ...

@@ -1,0 +1,143 @@
+"""``attention="auto"``: choose an attention implementation by declared capabilities.
+
+Every registered attention declares its capabilities (devices, dtypes, causal, cross-attention,
+KV cache, weights, head mask, packed input) and a ``priority`` (higher = preferred when able).
+The choice is explained: :class:`Choice` records why each other candidate was passed over, and
+``bertzoo build ... --explain`` prints it. An explicitly named implementation that cannot
+serve the request raises instead of silently degrading (transformers' sdpa returns ``()``
+attentions; we do not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bertzoo.errors import IncompatibleComponentError
+from bertzoo.registry import ComponentRecord, Registry
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a model (or one forward call) needs from its attention."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    causal: bool = False
+    cross_attention: bool = False
+    kv_cache: bool = False
+    returns_weights: bool = False
+    head_mask: bool = False
+    dropout: bool = False
+
+    def needs(self) -> dict[str, bool]:
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, bool) and v}
+
+
+@dataclass
+class Choice:
+    """The chosen record and why: one line per candidate."""
+
+    record: ComponentRecord
+    auto: bool
+    request: Request
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        head = f"attention: {self.record.full_name}" + (" (auto)" if self.auto else " (named in the spec)")
+        lines = [head, f"  request: device={self.request.device} dtype={self.request.dtype} "
+                       f"needs={','.join(sorted(self.request.needs())) or 'nothing special'}"]
+        lines += [f"  {name}: {why}" for name, why in self.reasons.items()]
+        return "\n".join(lines)
+
+
+def _dtype_name(dtype: Any) -> str:
+    if dtype is None:
+        return "float32"
+    return str(dtype).replace("torch.", "")
+
+
+def _device_name(device: Any) -> str:
+    if device is None:
+        return "cpu"
+    return str(device).split(":", 1)[0]
+
+
+def request_for(spec: Any, *, device: Any = None, dtype: Any = None, **needs: bool) -> Request:
+    return Request(
+        device=_device_name(device),
+        dtype=_dtype_name(dtype),
+        causal=bool(spec.is_decoder),
+        cross_attention=bool(spec.add_cross_attention),
+        kv_cache=bool(spec.is_decoder and spec.use_cache),
+        **needs,
+    )
+
+
+def unmet(record: ComponentRecord, request: Request) -> list[str]:
+    """Capabilities ``request`` needs that ``record`` does not declare."""
+    caps = record.capabilities
+    missing = []
+    if request.device not in caps.get("devices", ("cpu", "cuda")):
+        missing.append(f"device {request.device} (supports {', '.join(caps.get('devices', ()))})")
+    if request.dtype not in caps.get("dtypes", ("float32", "bfloat16", "float16")):
+        missing.append(f"dtype {request.dtype} (supports {', '.join(caps.get('dtypes', ()))})")
+    # A missing declaration counts as "no" for optional features, so nothing is claimed silently.
+    missing += [need.replace("_", "-") for need in request.needs() if not caps.get(need, False)]
+    return missing
+
+
+def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
+    """Pick the attention for ``request``: the named one (checked) or the best able one.
+
+    Raises:
+        IncompatibleComponentError: the named implementation lacks a needed capability, or no
+            registered implementation can serve the request.
+    """
+    if name != "auto":
+        record = registry.get("attention", name)
+        missing = unmet(record, request)
+        if missing:
+            able = [r.full_name for r in registry.records("attention") if not unmet(r, request)]
+            raise IncompatibleComponentError(
+                f"attention {record.full_name!r} cannot serve this request: it lacks {', '.join(missing)}; "
+                f"use attention='auto' or one of: {', '.join(able) or 'none registered'}"
+            )
+        return Choice(record, auto=False, request=request, reasons={record.full_name: "named explicitly"})
+    candidates = registry.records("attention")
+    reasons: dict[str, str] = {}
+    able: list[ComponentRecord] = []
+    for rec in candidates:
+        missing = unmet(rec, request)
+        if missing:
+            reasons[rec.full_name] = "passed over: lacks " + ", ".join(missing)
+        else:
+            able.append(rec)
+    if not able:
+        raise IncompatibleComponentError(
+            "no registered attention can serve this request ("
+            + "; ".join(f"{k}: {v}" for k, v in reasons.items())
+            + "); install or enable a plugin that provides one (see `bertzoo plugins`)"
+        )
+    able.sort(key=lambda r: -float(r.metadata.get("priority", 0)))
+    best = able[0]
+    reasons = {best.full_name: f"chosen: highest priority ({best.metadata.get('priority', 0)}) able to serve it"} | {
+        r.full_name: f"able, lower priority ({r.metadata.get('priority', 0)})" for r in able[1:]
+    } | reasons
+    return Choice(best, auto=True, request=request, reasons=reasons)
+
+
+def resolve_attention(spec: Any, registry: Registry, *, device: Any = None, dtype: Any = None) -> tuple[ComponentRecord, Choice]:
+    """The attention record a model is built with, and the explained choice."""
+    request = request_for(spec, device=device, dtype=dtype)
+    choice = choose(registry, request, spec.components.attention.name)
+    return choice.record, choice
+
+
+def explain_attention(spec: Any, registry: Registry | None = None, *, device: Any = None, dtype: Any = None) -> str:
+    """Why ``spec`` gets the attention it gets, one line per registered candidate."""
+    if registry is None:
+        from bertzoo.discovery import get_registry
+
+        registry = get_registry()
+    return resolve_attention(spec, registry, device=device, dtype=dtype)[1].explain()

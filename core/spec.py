@@ -1,0 +1,329 @@
+"""``ModelSpec``: the validated description a model is assembled from.
+
+Architecture fields carry HF ``BertConfig``'s names, so the mapping to and from
+``config.json`` is nearly the identity. Components are named, never imported: a spec holds
+``{"name": "sdpa", "options": {...}}`` per component kind, and the options are validated in a
+second pass against the registered component's own options model, so an error points at
+``components.attention.options.window`` rather than at a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bertzoo.errors import ComponentNotFoundError, SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+COMPONENT_KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head")
+
+
+class ComponentSpec(BaseModel):
+    """One component: a registered name (``sdpa`` or ``plugin:sdpa``) and its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_name(cls, data: Any) -> Any:
+        # `attention: sdpa` in a YAML file means `attention: {name: sdpa}`
+        return {"name": data} if isinstance(data, str) else data
+
+
+class Components(BaseModel):
+    """The component of each kind. ``pooler`` and ``head`` may be None (absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="bert"))
+    attention: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="auto"))
+    layer: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="bert"))
+    pooler: ComponentSpec | None = Field(default_factory=lambda: ComponentSpec(name="cls-tanh"))
+    head: ComponentSpec | None = None
+
+
+class ModelSpec(BaseModel):
+    """Architecture (HF BertConfig names and defaults = bert-base) plus components."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str | None = Field(None, description="preset or checkpoint this spec came from")
+    vocab_size: int = Field(30522, gt=0)
+    hidden_size: int = Field(768, gt=0)
+    num_hidden_layers: int = Field(12, ge=0)
+    num_attention_heads: int = Field(12, gt=0)
+    intermediate_size: int = Field(3072, gt=0)
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
+    attention_probs_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
+    max_position_embeddings: int = Field(512, gt=0)
+    type_vocab_size: int = Field(2, gt=0)
+    initializer_range: float = Field(0.02, ge=0.0)
+    layer_norm_eps: float = Field(1e-12, gt=0.0)
+    pad_token_id: int | None = 0
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    use_cache: bool = True
+    tie_word_embeddings: bool = True
+    classifier_dropout: float | None = Field(None, ge=0.0, le=1.0)
+    components: Components = Field(default_factory=Components)
+
+    @field_validator("hidden_act")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        if value not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {value!r}; use one of {', '.join(ACTIVATIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> ModelSpec:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.add_cross_attention and not self.is_decoder:
+            raise ValueError("add_cross_attention=True needs is_decoder=True (cross-attention is a decoder feature)")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # -- serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        # TOML has no null: drop None values (they are the defaults or "absent").
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+    def save(self, path: str | Path) -> None:
+        """Write the spec as JSON, YAML or TOML by the file's suffix."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        text = {".json": self.to_json, ".yaml": self.to_yaml, ".yml": self.to_yaml, ".toml": self.to_toml}.get(suffix)
+        if text is None:
+            raise SpecError(f"cannot write spec to {str(path)!r}: unknown suffix {suffix!r}; use .json, .yaml or .toml")
+        path.write_text(text(), encoding="utf-8")
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any], *, source: str = "spec") -> ModelSpec:
+        """Validate plain data; pydantic errors become one :class:`SpecError` with field paths."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc, source)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelSpec:
+        """Read a JSON, YAML or TOML spec file."""
+        return cls.from_data(read_spec_file(path), source=str(path))
+
+    # -- HF config.json ---------------------------------------------------------------
+    def to_hf_config(self) -> dict[str, Any]:
+        """The ``config.json`` transformers' BertConfig reads (component choices are not HF's business)."""
+        data = self.to_dict()
+        data.pop("components")
+        data.pop("name")
+        data["model_type"] = "bert"
+        return data
+
+    @classmethod
+    def from_hf_config(cls, config: Mapping[str, Any], **fields: Any) -> ModelSpec:
+        """Map a HF ``config.json`` dict to a spec; unknown HF keys (legacy, generation) are ignored.
+
+        Raises:
+            SpecError: a config BertModel cannot express (e.g. relative position embeddings).
+        """
+        pet = config.get("position_embedding_type", "absolute")
+        if pet not in (None, "absolute"):
+            raise SpecError(
+                f"config.json has position_embedding_type={pet!r}; bertzoo (like transformers 5) "
+                "implements absolute positions only, so this checkpoint cannot load exactly"
+            )
+        known = set(cls.model_fields) - {"components", "name"}
+        data = {k: v for k, v in config.items() if k in known}
+        data.update(fields)
+        return cls.from_data(data, source="config.json")
+
+
+# Activation names accepted in hidden_act (HF's ACT2FN names that BERT checkpoints use).
+ACTIVATIONS: tuple[str, ...] = (
+    "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish", "tanh",
+    "gelu_python", "mish", "linear",
+)
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} does not exist; give a preset name or an existing .yaml/.json/.toml file")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise SpecError(f"spec file {str(path)!r} has unknown suffix {suffix!r}; use .json, .yaml/.yml or .toml")
+    except (json.JSONDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"spec file {str(path)!r} is not valid {suffix[1:].upper()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"spec file {str(path)!r} must hold a mapping at top level, not {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(err["loc"]))
+        lines.append(f"{loc or '<root>'}: {err['msg']}")
+    return f"invalid {source}: " + "; ".join(lines)
+
+
+# -- second pass: component names and options --------------------------------------------------
+
+def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSpec:
+    """Check every component name exists and validate its options against its options model.
+
+    Returns a copy whose options are the validated, defaulted values. Errors carry the path
+    ``components.<kind>.options.<field>``.
+    """
+    if registry is None:
+        from bertzoo.discovery import get_registry
+
+        registry = get_registry()
+    updated: dict[str, Any] = {}
+    for kind in COMPONENT_KINDS:
+        comp: ComponentSpec | None = getattr(spec.components, kind)
+        if comp is None or (kind == "attention" and comp.name == "auto"):
+            continue
+        try:
+            record = registry.get(kind, comp.name)
+        except ComponentNotFoundError as exc:
+            raise SpecError(f"components.{kind}.name: {exc}") from None
+        model = record.options_model()
+        if model is None:
+            if comp.options:
+                raise SpecError(
+                    f"components.{kind}.options: {record.full_name} takes no options, got "
+                    f"{', '.join(sorted(comp.options))}"
+                )
+            continue
+        try:
+            validated = model.model_validate(comp.options)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc, "spec", prefix=f"components.{kind}.options")) from None
+        updated[kind] = ComponentSpec(name=comp.name, options=validated.model_dump(mode="json", exclude_unset=False))
+    if not updated:
+        return spec
+    components = spec.components.model_copy(update=updated)
+    return spec.model_copy(update={"components": components})
+
+
+OverrideTarget = Literal["field", "component", "option"]
+
+
+def apply_overrides(spec: ModelSpec, overrides: Mapping[str, Any], registry: Any | None = None) -> ModelSpec:
+    """Apply call-site overrides (they win over the spec); ``None`` values are dropped (timm).
+
+    Keys may be: a spec field (``num_hidden_layers=2``); a component kind with a name or a
+    ``{name, options}`` mapping (``attention="sdpa"``); a dotted path
+    (``components.head.options.num_labels=3``); or a bare option name, given to the one
+    chosen component whose options model declares it (``num_labels=3``).
+    """
+    data = spec.to_dict()
+    pending_options: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if "." in key:
+            _set_path(data, key.split("."), value)
+        elif key in COMPONENT_KINDS:
+            if isinstance(value, str):
+                value = {"name": value}
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            data["components"][key] = value
+        elif key in ModelSpec.model_fields:
+            data[key] = value
+        else:
+            pending_options[key] = value
+    if pending_options:
+        _route_options(data, pending_options, registry)
+    return ModelSpec.from_data(data, source="spec with overrides")
+
+
+def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict):
+            raise SpecError(f"override {'.'.join(parts)!r}: {'.'.join(parts[:i])} is not a mapping")
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+    if not isinstance(node, dict):
+        raise SpecError(f"override {'.'.join(parts)!r}: {'.'.join(parts[:-1])} is not a mapping")
+    node[parts[-1]] = value
+
+
+def _route_options(data: dict[str, Any], options: dict[str, Any], registry: Any | None) -> None:
+    if registry is None:
+        from bertzoo.discovery import get_registry
+
+        registry = get_registry()
+    for key, value in options.items():
+        owners = []
+        for kind in COMPONENT_KINDS:
+            comp = data["components"].get(kind)
+            if not comp or (kind == "attention" and comp.get("name") == "auto"):
+                continue
+            try:
+                model = registry.get(kind, comp["name"]).options_model()
+            except ComponentNotFoundError as exc:
+                raise SpecError(f"components.{kind}.name: {exc}") from None
+            if model is not None and key in model.model_fields:
+                owners.append(kind)
+        if len(owners) != 1:
+            where = "no chosen component" if not owners else f"several components ({', '.join(owners)})"
+            fields = ", ".join(sorted(set(ModelSpec.model_fields) - {"components"}))
+            raise SpecError(
+                f"unknown override {key!r}: it is not a spec field and {where} takes it as an option; "
+                f"spec fields are {fields}; for a component option write components.<kind>.options.{key}"
+            )
+        data["components"][owners[0]].setdefault("options", {})[key] = value

@@ -1,0 +1,1 @@
+"""Task heads, one module per family, registered through entry points in group ``bertzoo``."""
