@@ -37,10 +37,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     reg = get_registry()
     kind, pattern = args.kind, args.pattern
-    if kind is not None and kind not in KINDS:
-        # `bertzoo list '*sdpa*'`: a pattern given without a kind
-        if any(ch in kind for ch in "*?[:") and pattern == "*":
-            kind, pattern = None, kind
+    # `bertzoo list '*sdpa*'`: a pattern given without a kind
+    if kind is not None and kind not in KINDS and any(ch in kind for ch in "*?[:") and pattern == "*":
+        kind, pattern = None, kind
     names = reg.list_components(kind, pattern)
     records = [r for r in reg.records(kind) if r.full_name in set(names)]
     if args.json:

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +36,10 @@ class PluginInfo:
     version: str | None
     module: str
     status: str  # "loaded", "failed", "disabled"
-    error: str | None = None
+    error: str | None = None  # one line: exception type and the first line of its message
     components: list[str] = field(default_factory=list)
     builtin: bool = False
+    traceback: str | None = None  # the full traceback of a failure, for `bertzoo plugins --json`
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,19 +52,33 @@ class PluginInfo:
             "error": self.error,
             "components": self.components,
             "builtin": self.builtin,
+            "traceback": self.traceback,
         }
 
 
 def _split_env(value: str | None) -> set[str] | None:
+    """``"a, B"`` -> ``{"a", "b"}``; unset -> None; set but empty -> the empty set."""
     if value is None:
         return None
     return {part.strip().lower() for part in value.split(",") if part.strip()}
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, so listings and error messages stay one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _normalize(dist_name: str) -> str:
+    """PEP 503 normalisation: ``Bertzoo_Foo`` -> ``bertzoo-foo``."""
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
 def _default_namespace(ep_name: str, dist_name: str | None) -> str:
     """``bertzoo`` for our own distribution, ``foo`` for ``bertzoo-foo``, else the entry-point name."""
     if dist_name:
-        norm = re.sub(r"[-_.]+", "-", dist_name).lower()
+        norm = _normalize(dist_name)
         if norm == "bertzoo":
             return "bertzoo"
         if norm.startswith("bertzoo-"):
@@ -81,31 +97,59 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
 
     # -- loading ---------------------------------------------------------------------------
-    def load_entry_points(self, environ: dict[str, str] | None = None) -> None:
+    def load_entry_points(self, environ: Mapping[str, str] | None = None) -> None:
+        """Load every entry point of the group, each on its own (see the module docstring).
+
+        Environment (``environ`` defaults to ``os.environ``):
+
+        - ``BERTZOO_PLUGINS``: comma list of third-party plugins to load, each named by its
+          entry-point name, distribution name or namespace; set but empty loads none. Built-in
+          plugins (distribution ``bertzoo``) always load unless disabled, so a model can still
+          be built (llm's ``LLM_LOAD_PLUGINS`` works the same way).
+        - ``BERTZOO_DISABLE_PLUGINS``: comma list of plugins to skip, built-ins included.
+        - ``BERTZOO_STRICT_PLUGINS=1``: raise :class:`PluginError` on the first failing plugin.
+        """
         env = os.environ if environ is None else environ
         allow = _split_env(env.get("BERTZOO_PLUGINS"))
         deny = _split_env(env.get("BERTZOO_DISABLE_PLUGINS")) or set()
-        strict = env.get("BERTZOO_STRICT_PLUGINS", "") not in ("", "0", "false")
-        eps = sorted(md.entry_points(group=self.group), key=lambda e: (e.dist.name if e.dist else "", e.name))
+        strict = env.get("BERTZOO_STRICT_PLUGINS", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+        def dist_name(ep: md.EntryPoint) -> str:
+            return ep.dist.name if ep.dist is not None else ""
+
+        # Built-ins first, so a third-party plugin that collides with a built-in name is the one refused.
+        eps = sorted(
+            md.entry_points(group=self.group),
+            key=lambda e: (_normalize(dist_name(e)) != "bertzoo", _normalize(dist_name(e)), e.name),
+        )
         for ep in eps:
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
+            builtin = _normalize(dist or "") == "bertzoo"
             namespace = _default_namespace(ep.name, dist)
             ids = {ep.name.lower(), namespace}
             if dist:
-                ids.add(dist.lower())
+                ids |= {dist.lower(), _normalize(dist)}
+            # Two distributions may use the same entry-point name; keep both, qualified.
+            name = ep.name if ep.name not in self.plugins else f"{_normalize(dist or '?')}:{ep.name}"
             info = PluginInfo(
-                name=ep.name, namespace=namespace, distribution=dist, version=version,
-                module=ep.value, status="loaded", builtin=(dist or "").lower() == "bertzoo",
+                name=name, namespace=namespace, distribution=dist, version=version,
+                module=ep.value, status="loaded", builtin=builtin,
             )
-            if (allow is not None and not (ids & allow)) or (ids & deny):
+            if (allow is not None and not builtin and not (ids & allow)) or (ids & deny):
                 info.status = "disabled"
-                self.plugins[ep.name] = info
+                self.plugins[name] = info
                 continue
             self._load_one(info, loader=ep.load, strict=strict)
 
     def register_plugin(self, name: str, plugin: Any, *, namespace: str | None = None, strict: bool = False) -> PluginInfo:
-        """Register an already-imported plugin object (tests, notebooks)."""
+        """Register an already-imported plugin object (tests, notebooks).
+
+        Raises:
+            PluginError: ``name`` is already taken by another plugin of this host.
+        """
+        if name in self.plugins:
+            raise PluginError(f"a plugin named {name!r} is already loaded; register this one under another name")
         info = PluginInfo(
             name=name, namespace=namespace or name, distribution=None, version=None,
             module=getattr(plugin, "__name__", type(plugin).__name__), status="loaded",
@@ -113,13 +157,21 @@ class PluginHost:
         return self._load_one(info, loader=lambda: plugin, strict=strict)
 
     def _load_one(self, info: PluginInfo, loader: Any, strict: bool) -> PluginInfo:
+        """Import, check, register and run one plugin; on any failure roll it back and record why."""
         self.plugins[info.name] = info
         registrar: PluginRegistrar | None = None
+        in_pm = False
         try:
             obj = loader()
-            info.namespace = getattr(obj, "bertzoo_namespace", None) or info.namespace
+            namespace = getattr(obj, "bertzoo_namespace", None) or info.namespace
+            if not isinstance(namespace, str):
+                raise PluginError(
+                    f"plugin {info.name!r} declares bertzoo_namespace = {namespace!r}; it must be a string such as 'foo'"
+                )
+            info.namespace = namespace
             self._check_api(info, obj)
             self.pm.register(obj, name=info.name)
+            in_pm = True
             registrar = PluginRegistrar(self.registry, info.name, info.namespace)
             registrar.distribution, registrar.version = info.distribution, info.version
             impls = [i for i in self.pm.hook.bertzoo_register.get_hookimpls() if i.plugin_name == info.name]
@@ -128,23 +180,28 @@ class PluginHost:
                     f"plugin {info.name!r} ({info.module}) has no function marked @bertzoo.hookimpl "
                     "named bertzoo_register; add one"
                 )
+            hook_args = {"registry": registrar}
             for impl in impls:
-                impl.function(registry=registrar)
+                # pluggy lets an impl take fewer arguments than the spec ("opt-in arguments")
+                impl.function(**{arg: hook_args[arg] for arg in impl.argnames})
             info.components = [f"{r.kind}:{r.full_name}" for r in registrar.registered]
         except Exception as exc:
-            if registrar is not None:
-                self.registry.unregister_plugin(info.name)
-            if self.pm.has_plugin(info.name):
+            rolled_back = list(registrar.registered) if registrar is not None else []
+            for record in rolled_back:
+                self.registry.remove(record)
+            if in_pm:
                 self.pm.unregister(name=info.name)
             info.status = "failed"
-            info.error = f"{type(exc).__name__}: {exc}"
+            info.error = _one_line(exc)
+            info.traceback = traceback.format_exc()
             info.components = []
-            self.registry.record_failure(info.name, info.error)
-            self.registry.failed_plugins[info.namespace] = info.error
+            self.registry.record_failure(
+                info.name, info.error, [(r.kind, r.full_name) for r in rolled_back], namespace=info.namespace
+            )
             if strict:
                 raise PluginError(
-                    f"plugin {info.name!r} failed to load ({info.error}); unset BERTZOO_STRICT_PLUGINS "
-                    f"to skip it\n{traceback.format_exc()}"
+                    f"plugin {info.name!r} failed to load ({info.error}); fix or uninstall it, or unset "
+                    "BERTZOO_STRICT_PLUGINS to skip it"
                 ) from exc
         return info
 

@@ -94,10 +94,12 @@ class Registry:
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], ComponentRecord] = {}
-        # plugin name -> error message, for components whose plugin failed to load
+        # plugin name -> error message, for plugins that failed to load (keys are plugin names only)
         self.failed_plugins: dict[str, str] = {}
-        # (kind, short name) -> plugin that would have provided it but failed, when known
+        # (kind, full name) -> plugin that would have provided it but failed, when known
         self._failed_provides: dict[tuple[str, str], str] = {}
+        # namespace -> plugin that would have filled it but failed
+        self._failed_namespaces: dict[str, str] = {}
 
     # -- registration -------------------------------------------------------------------
     def add(self, record: ComponentRecord) -> ComponentRecord:
@@ -109,6 +111,11 @@ class Registry:
         if not _NAME_RE.match(record.name):
             raise PluginError(
                 f"plugin {record.plugin!r} registered the {record.kind} name {record.name!r}; names are "
+                "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
+            )
+        if not _NAME_RE.match(record.namespace):
+            raise PluginError(
+                f"plugin {record.plugin!r} uses the namespace {record.namespace!r}; namespaces are "
                 "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
             )
         key = (record.kind, record.full_name)
@@ -170,10 +177,33 @@ class Registry:
         for key in [k for k, r in self._records.items() if r.plugin == plugin]:
             del self._records[key]
 
-    def record_failure(self, plugin: str, error: str, provides: Iterable[tuple[str, str]] = ()) -> None:
+    def remove(self, record: ComponentRecord) -> None:
+        """Drop ``record`` if it is the one registered under its key (rollback of a failed plugin)."""
+        key = (record.kind, record.full_name)
+        if self._records.get(key) is record:
+            del self._records[key]
+
+    def record_failure(
+        self,
+        plugin: str,
+        error: str,
+        provides: Iterable[tuple[str, str]] = (),
+        *,
+        namespace: str | None = None,
+    ) -> None:
+        """Remember that ``plugin`` failed, so lookups of what it would have given say so.
+
+        Args:
+            plugin: the plugin's name (its entry-point name).
+            error: one line: the exception type and message.
+            provides: ``(kind, full name)`` pairs it registered before failing, when known.
+            namespace: the namespace its full names would have had.
+        """
         self.failed_plugins[plugin] = error
         for kind, name in provides:
             self._failed_provides[(kind, name)] = plugin
+        if namespace is not None:
+            self._failed_namespaces[namespace] = plugin
 
     # -- queries --------------------------------------------------------------------------
     def records(self, kind: str | None = None) -> list[ComponentRecord]:
@@ -228,9 +258,7 @@ class Registry:
             record = self._records.get((kind, name))
             if record is not None:
                 return record
-            short = name.split(":", 1)[1]
         else:
-            short = name
             candidates = [r for r in self.records(kind) if r.name == name]
             if len(candidates) == 1:
                 return candidates[0]
@@ -240,14 +268,23 @@ class Registry:
                     f"{kind} name {name!r} is ambiguous: it is provided by {names}; "
                     "use the full name plugin:name"
                 )
-        raise ComponentNotFoundError(self._miss_message(kind, name, short))
+        raise ComponentNotFoundError(self._miss_message(kind, name))
 
-    def _miss_message(self, kind: str, name: str, short: str) -> str:
-        failed = self._failed_provides.get((kind, short))
+    def _miss_message(self, kind: str, name: str) -> str:
+        if ":" in name:
+            failed = self._failed_provides.get((kind, name))
+        else:
+            failed = next(
+                (p for (k, full), p in self._failed_provides.items() if k == kind and full.split(":", 1)[1] == name),
+                None,
+            )
         if failed is None and ":" in name:
+            # `foo:thing` where the plugin giving namespace foo failed and nothing else fills it
             namespace = name.split(":", 1)[0]
-            if namespace in self.failed_plugins:
-                failed = namespace
+            if namespace in self._failed_namespaces and not any(
+                r.namespace == namespace for r in self._records.values()
+            ):
+                failed = self._failed_namespaces[namespace]
         if failed is not None:
             return (
                 f"{kind} {name!r} is not available because plugin {failed!r} failed to load: "
@@ -264,10 +301,9 @@ class Registry:
             msg += f" Registered {kind}s: {', '.join(known)}."
         else:
             msg += f" No {kind} is registered."
-        failed = sorted(set(self.failed_plugins))
-        if failed:
+        if self.failed_plugins:
             msg += (
-                f" Plugins that failed to load (one may provide it): {', '.join(failed)}; "
+                f" Plugins that failed to load (one may provide it): {', '.join(sorted(self.failed_plugins))}; "
                 "see `bertzoo plugins`."
             )
         return msg
@@ -281,13 +317,23 @@ class Registry:
             "plugin": r.plugin,
             "description": r.description,
             "capabilities": r.capabilities,
-            "target": r.target if isinstance(r.target, str) else f"{r.target.__module__}:{r.target.__qualname__}",
+            "target": _target_name(r.target),
             **r.metadata,
         }
 
     def create(self, kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Build the component ``name`` of ``kind``: ``target(*args, **kwargs)``."""
         return self.get(kind, name).build(*args, **kwargs)
+
+
+def _target_name(target: Any) -> str:
+    """``"module:attr"`` for a class or function; ``"<dict>"`` etc. for data (presets)."""
+    if isinstance(target, str):
+        return target
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}:{qualname}"
+    return f"<{type(target).__name__}>"
 
 
 def _unknown_kind_message(kind: str) -> str:

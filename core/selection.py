@@ -98,10 +98,10 @@ def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
         record = registry.get("attention", name)
         missing = unmet(record, request)
         if missing:
-            able = [r.full_name for r in registry.records("attention") if not unmet(r, request)]
+            others = [r.full_name for r in registry.records("attention") if not unmet(r, request)]
             raise IncompatibleComponentError(
                 f"attention {record.full_name!r} cannot serve this request: it lacks {', '.join(missing)}; "
-                f"use attention='auto' or one of: {', '.join(able) or 'none registered'}"
+                f"use attention='auto' or one of: {', '.join(others) or 'none registered'}"
             )
         return Choice(record, auto=False, request=request, reasons={record.full_name: "named explicitly"})
     candidates = registry.records("attention")
