@@ -62,7 +62,10 @@ def _spec_from_name_or_path(text: str, reg: Registry) -> ModelSpec:
         return ModelSpec.load(path)
     try:
         record = reg.get("preset", text)
-    except ComponentNotFoundError:
+    except ComponentNotFoundError as exc:
+        if not str(exc).startswith("unknown preset"):
+            # ambiguous, or its plugin failed to load: that message says more than a list would
+            raise SpecError(f"{text!r} is not a spec file, and as a preset: {exc}") from None
         presets = reg.list_components("preset")
         shorts = [p.split(":", 1)[1] for p in presets]
         close = difflib.get_close_matches(text, shorts, n=3, cutoff=0.5)
@@ -77,6 +80,15 @@ def _spec_from_name_or_path(text: str, reg: Registry) -> ModelSpec:
             f"{text!r} is neither a preset nor a spec file{hint}. Presets: {', '.join(shorts) or 'none'}.{extra}"
         ) from None
     data = record.load()
+    if callable(data):  # a preset may be a function returning its spec data
+        data = data()
+    if isinstance(data, ModelSpec):
+        return data
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"preset {record.full_name} (plugin {record.plugin!r}) is a {type(data).__name__}, not spec data; "
+            "its plugin must register a dict, a ModelSpec or a function returning one"
+        )
     return ModelSpec.from_data(data, source=f"preset {record.full_name}")
 
 

@@ -9,6 +9,7 @@ second pass against the registered component's own options model, so an error po
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 COMPONENT_KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head")
+# Written for a None that differs from the default where None cannot be written (TOML, --set).
+NONE = "none"
 
 
 class ComponentSpec(BaseModel):
@@ -54,6 +57,12 @@ class Components(BaseModel):
     pooler: ComponentSpec | None = Field(default_factory=lambda: ComponentSpec(name="cls-tanh"))
     head: ComponentSpec | None = None
 
+    @field_validator("pooler", "head", mode="before")
+    @classmethod
+    def _none_means_absent(cls, value: Any) -> Any:
+        # TOML has no null, and `--set pooler=null` is dropped as "no override": "none" says absent
+        return None if isinstance(value, str) and value.lower() == NONE else value
+
 
 class ModelSpec(BaseModel):
     """Architecture (HF BertConfig names and defaults = bert-base) plus components."""
@@ -80,6 +89,11 @@ class ModelSpec(BaseModel):
     tie_word_embeddings: bool = True
     classifier_dropout: float | None = Field(None, ge=0.0, le=1.0)
     components: Components = Field(default_factory=Components)
+
+    @field_validator("pad_token_id", mode="before")
+    @classmethod
+    def _none_string(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.lower() == NONE else value
 
     @field_validator("hidden_act")
     @classmethod
@@ -118,8 +132,13 @@ class ModelSpec(BaseModel):
     def to_toml(self) -> str:
         import tomli_w
 
-        # TOML has no null: drop None values (they are the defaults or "absent").
-        return tomli_w.dumps(_drop_none(self.to_dict()))
+        # TOML has no null: drop None values that are the defaults, write "none" for the others.
+        data = self.to_dict()
+        if data["pad_token_id"] is None:
+            data["pad_token_id"] = NONE
+        if data["components"]["pooler"] is None:
+            data["components"]["pooler"] = NONE
+        return tomli_w.dumps(_drop_none(data))
 
     def save(self, path: str | Path) -> None:
         """Write the spec as JSON, YAML or TOML by the file's suffix."""
@@ -231,7 +250,15 @@ def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSp
     updated: dict[str, Any] = {}
     for kind in COMPONENT_KINDS:
         comp: ComponentSpec | None = getattr(spec.components, kind)
-        if comp is None or (kind == "attention" and comp.name == "auto"):
+        if comp is None:
+            continue
+        if kind == "attention" and comp.name == "auto":
+            if comp.options:
+                raise SpecError(
+                    f"components.attention.options: attention 'auto' takes no options, got "
+                    f"{', '.join(sorted(comp.options))}; name the implementation (e.g. attention='eager') "
+                    "to pass it options"
+                )
             continue
         try:
             record = registry.get(kind, comp.name)
@@ -245,6 +272,14 @@ def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSp
                     f"{', '.join(sorted(comp.options))}"
                 )
             continue
+        if model.model_config.get("extra", "ignore") == "ignore":
+            # pydantic's default drops unknown keys silently; a misspelt option must not vanish
+            unknown = sorted(set(comp.options) - set(model.model_fields))
+            if unknown:
+                raise SpecError(
+                    f"invalid spec: components.{kind}.options.{unknown[0]}: {record.full_name} has no option "
+                    f"{unknown[0]!r}; its options are {', '.join(sorted(model.model_fields)) or 'none'}"
+                )
         try:
             validated = model.model_validate(comp.options)
         except ValidationError as exc:
@@ -276,7 +311,7 @@ def apply_overrides(spec: ModelSpec, overrides: Mapping[str, Any], registry: Any
             _set_path(data, key.split("."), value)
         elif key in COMPONENT_KINDS:
             if isinstance(value, str):
-                value = {"name": value}
+                value = None if value.lower() == NONE else {"name": value}
             elif isinstance(value, Mapping):
                 value = dict(value)
             data["components"][key] = value
@@ -319,11 +354,19 @@ def _route_options(data: dict[str, Any], options: dict[str, Any], registry: Any 
                 raise SpecError(f"components.{kind}.name: {exc}") from None
             if model is not None and key in model.model_fields:
                 owners.append(kind)
-        if len(owners) != 1:
-            where = "no chosen component" if not owners else f"several components ({', '.join(owners)})"
-            fields = ", ".join(sorted(set(ModelSpec.model_fields) - {"components"}))
+        if len(owners) > 1:
             raise SpecError(
-                f"unknown override {key!r}: it is not a spec field and {where} takes it as an option; "
-                f"spec fields are {fields}; for a component option write components.<kind>.options.{key}"
+                f"ambiguous override {key!r}: it is an option of several chosen components "
+                f"({', '.join(owners)}); write components.<kind>.options.{key}, e.g. "
+                f"components.{owners[0]}.options.{key}"
+            )
+        if not owners:
+            fields = ", ".join(sorted(set(ModelSpec.model_fields) - {"components"}))
+            close = difflib.get_close_matches(key, list(ModelSpec.model_fields), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SpecError(
+                f"unknown override {key!r}: it is not a spec field and no chosen component takes it as an "
+                f"option; {hint}spec fields are {fields}; for a component option write "
+                f"components.<kind>.options.{key}"
             )
         data["components"][owners[0]].setdefault("options", {})[key] = value
