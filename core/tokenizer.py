@@ -240,9 +240,13 @@ class Tokenizer:
             raise InputError(
                 "texts must be a list of strings or (text, text_pair) tuples, not one string; wrap it: [text]"
             )
-        batch = [t if isinstance(t, str) else tuple(t) for t in texts]
-        for i, t in enumerate(batch):
-            if not isinstance(t, str) and (len(t) != 2 or not all(isinstance(s, str) for s in t)):
+        batch: list[TextInput] = []
+        for i, t in enumerate(texts):
+            if isinstance(t, str):
+                batch.append(t)
+            elif isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(s, str) for s in t):
+                batch.append((t[0], t[1]))
+            else:
                 raise InputError(
                     f"texts[{i}] is {type(t).__name__} {t!r:.60}; each item must be a string or a "
                     "(text, text_pair) tuple of two strings"
