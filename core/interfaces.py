@@ -58,7 +58,10 @@ class AttentionMask:
             query ``i`` sees keys ``<= i + query_offset``.
         cu_seqlens: packed input only: ``(B + 1,)`` int32 offsets of each sequence in ``T``.
         max_seqlen: packed input only: longest sequence.
-        explicit: a user-given ``(B, 1 | h, S, S_k)`` additive float mask, added as is.
+        explicit: a user-given ``(B|1, 1|h, S, S_k)`` mask used as is (no causality added):
+            float = additive (0 attend, large negative masked), bool = True attend.
+        cache: conversions made during this forward (see :mod:`bertzoo.masks`: ``boolean_mask``,
+            ``additive_mask``, ``empty_rows``); implementations share them across layers.
     """
 
     key_padding: Tensor | None = None
@@ -94,8 +97,9 @@ class Attention(Protocol):
         """Padded: q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``,
         weights ``(B, h, S, S_k)`` or None. Packed (``varlen``): q/k/v ``(T, h, d)`` → ``(T, h, d)``.
 
-        Rows whose query sees no key return zeros. ``head_mask`` is ``(h,)`` or ``(B, h, S, S_k)``-
-        broadcastable and scales the attention probabilities (eager definition).
+        Rows whose query sees no key return zeros. ``head_mask`` is broadcastable to
+        ``(B, h, S, S_k)`` (the trunk passes ``(1, h, 1, 1)``) and scales the attention
+        probabilities after dropout (eager definition); the returned weights include it.
         """
         ...
 
@@ -150,8 +154,16 @@ class Layer(Protocol):
         past_key_value: Any = None,
         use_cache: bool = False,
         output_attentions: bool = False,
+        attention: Attention | None = None,
     ) -> LayerOutput:
-        """``(B, S, H)`` (or packed ``(T, H)``) → :class:`LayerOutput` with the same shape."""
+        """``(B, S, H)`` (or packed ``(T, H)``) → :class:`LayerOutput` with the same shape.
+
+        ``past_key_value`` is a :class:`bertzoo.cache.LayerCache` view (``update`` / ``cross`` /
+        ``set_cross``), whatever cache type the caller gave. ``attention`` replaces the built
+        attention op(s) for this call only; the trunk passes it only when the call needs a
+        capability the built op lacks (weights, head mask), so a layer may omit the argument
+        if it never needs to serve such calls. ``head_mask`` is ``(1, h, 1, 1)`` or None.
+        """
         ...
 
 

@@ -1,0 +1,390 @@
+"""The eager reference components: BERT embeddings, attention, layer and poolers.
+
+Read top to bottom: activations → embeddings → attention (the op) → self-attention projections
+→ layer → poolers. The math follows HF transformers' ``models/bert/modeling_bert.py`` and
+``activations.py`` exactly, and module names equal HF's checkpoint keys
+(``attention.self.query``, ``attention.output.LayerNorm``, ``intermediate.dense``, ...), so a
+HF state dict loads with no renaming. :class:`EagerAttention` is the readable oracle the fast
+attention implementations are tested against.
+
+Shape legend: B batch, S query length, S_k key length, H hidden, h heads, d head size (H / h),
+I intermediate size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bertzoo.cache import LayerCache
+from bertzoo.errors import InputError
+from bertzoo.interfaces import Attention, AttentionCapabilities, AttentionMask, LayerOutput
+from bertzoo.masks import additive_mask, empty_rows
+from bertzoo.plugins.register_eager import EAGER_CAPABILITIES
+
+# -- activations (HF ACT2FN's formulas, name for name) -------------------------------------------------
+
+
+def gelu_new(x: Tensor) -> Tensor:
+    """tanh approximation as in Google's BERT / OpenAI GPT (HF ``NewGELUActivation``)."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def gelu_fast(x: Tensor) -> Tensor:
+    """HF ``FastGELUActivation``: the tanh approximation with a rounded constant."""
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def gelu_python(x: Tensor) -> Tensor:
+    """Exact erf GELU written out (HF ``gelu_python``)."""
+    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def quick_gelu(x: Tensor) -> Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def _gelu_tanh(x: Tensor) -> Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+ACT2FN: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,  # exact erf GELU
+    "gelu_new": gelu_new,
+    "gelu_pytorch_tanh": _gelu_tanh,  # torch's fused tanh approximation (not bitwise gelu_new)
+    "gelu_fast": gelu_fast,
+    "gelu_python": gelu_python,
+    "quick_gelu": quick_gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "mish": F.mish,
+    "linear": _identity,
+}
+
+
+def get_activation(name: str) -> Callable[[Tensor], Tensor]:
+    try:
+        return ACT2FN[name]
+    except KeyError:
+        raise InputError(f"unknown activation {name!r}; use one of {', '.join(ACT2FN)}") from None
+
+
+# -- embeddings --------------------------------------------------------------------------------------
+
+
+class BertEmbeddings(nn.Module):
+    """word + token type, then + absolute position → LayerNorm → dropout. Keys ``embeddings.*``."""
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(spec.vocab_size, spec.hidden_size, padding_idx=spec.pad_token_id)
+        self.position_embeddings = nn.Embedding(spec.max_position_embeddings, spec.hidden_size)
+        self.token_type_embeddings = nn.Embedding(spec.type_vocab_size, spec.hidden_size)
+        self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
+        self.dropout = nn.Dropout(spec.hidden_dropout_prob)
+        # Non-persistent, as in HF: not in state_dict, so checkpoints never depend on them.
+        positions = torch.arange(spec.max_position_embeddings).expand((1, -1))
+        self.register_buffer("position_ids", positions, persistent=False)  # (1, max_pos)
+        self.register_buffer("token_type_ids", torch.zeros_like(positions), persistent=False)  # (1, max_pos)
+
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        past_key_values_length: int = 0,
+    ) -> Tensor:
+        """``(B, S)`` ids or ``(B, S, H)`` embeds → ``(B, S, H)``."""
+        if inputs_embeds is None:
+            assert input_ids is not None, "give input_ids or inputs_embeds"
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, S, H)
+        B, S = inputs_embeds.shape[:2]
+        end = past_key_values_length + S
+        if position_ids is None:
+            position_ids = self.position_ids[:, past_key_values_length:end]  # (1, S)
+        if token_type_ids is None:
+            fits = end <= self.token_type_ids.shape[1]
+            token_type_ids = (
+                self.token_type_ids[:, past_key_values_length:end].expand(B, S) if fits
+                else torch.zeros((B, S), dtype=torch.long, device=inputs_embeds.device)
+            )
+        x = inputs_embeds + self.token_type_embeddings(token_type_ids)  # HF's order of summation
+        x = x + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+# -- the attention operation -------------------------------------------------------------------------
+
+
+class EagerAttention:
+    """softmax(q·kᵀ·scale + mask) → dropout → × head_mask → ·v, written out (the reference).
+
+    Holds no parameters: projections live in the layer. Rows whose query sees no key (a fully
+    padded sequence, or a left-padded position in a decoder) give zero context and zero weights.
+    """
+
+    capabilities: ClassVar[AttentionCapabilities] = EAGER_CAPABILITIES
+
+    def __init__(self, spec: Any = None) -> None:
+        del spec  # nothing to configure; the signature is the factory's
+
+    def __repr__(self) -> str:
+        return "EagerAttention()"
+
+    def __call__(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        *,
+        mask: AttentionMask,
+        dropout_p: float,
+        scale: float,
+        need_weights: bool,
+        head_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``, weights ``(B, h, S, S_k)``."""
+        S, S_k = query.shape[-2], key.shape[-2]
+        scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, h, S, S_k)
+        bias = additive_mask(mask, S, S_k, scores.dtype, scores.device)  # (B|1, 1|h, S|1, S_k) or None
+        if bias is not None:
+            scores = scores + bias
+        probs = torch.softmax(scores, dim=-1)
+        empty = empty_rows(mask, S, S_k, scores.device)  # (B|1, 1|h, S|1, 1) or None
+        if empty is not None:
+            probs = probs.masked_fill(empty, 0.0)
+        if dropout_p > 0.0:
+            probs = F.dropout(probs, p=dropout_p, training=True)
+        if head_mask is not None:
+            probs = probs * head_mask  # (1, h, 1, 1): switch heads off (the pre-v5 definition)
+        context = torch.matmul(probs, value)  # (B, h, S, d)
+        return context, (probs if need_weights else None)
+
+
+# -- the layer -----------------------------------------------------------------------------------------
+
+
+class BertSelfAttention(nn.Module):
+    """q/k/v projections around an attention op. Keys ``{attention,crossattention}.self.{query,key,value}``."""
+
+    def __init__(self, spec: Any, attention: Attention, *, is_cross: bool = False) -> None:
+        super().__init__()
+        self.num_heads = spec.num_attention_heads
+        self.head_dim = spec.hidden_size // spec.num_attention_heads
+        self.scale = self.head_dim**-0.5
+        self.dropout_p = spec.attention_probs_dropout_prob
+        self.is_cross = is_cross
+        self.query = nn.Linear(spec.hidden_size, spec.hidden_size)
+        self.key = nn.Linear(spec.hidden_size, spec.hidden_size)
+        self.value = nn.Linear(spec.hidden_size, spec.hidden_size)
+        self.op = attention
+
+    def _heads(self, x: Tensor) -> Tensor:
+        B, S, _ = x.shape
+        return x.view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, S, d)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        mask: AttentionMask,
+        *,
+        source: Tensor | None = None,
+        cache: LayerCache | None = None,
+        head_mask: Tensor | None = None,
+        need_weights: bool = False,
+        op: Attention | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(B, S, H)`` → ``(B, S, H)`` context (before the output projection) and weights or None.
+
+        ``source`` is the encoder states ``(B, S_enc, H)`` for cross-attention. A cache keeps
+        self-attention K/V across steps and cross-attention K/V after the first step.
+        """
+        B, S, H = hidden_states.shape
+        q = self._heads(self.query(hidden_states))  # (B, h, S, d)
+        if self.is_cross:
+            kv = cache.cross() if cache is not None else None
+            if kv is None:
+                assert source is not None, "cross-attention needs encoder states"
+                kv = self._heads(self.key(source)), self._heads(self.value(source))  # (B, h, S_enc, d)
+                if cache is not None:
+                    cache.set_cross(*kv)
+            k, v = kv
+        else:
+            k, v = self._heads(self.key(hidden_states)), self._heads(self.value(hidden_states))  # (B, h, S, d)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, h, S_past + S, d)
+        context, weights = (op or self.op)(
+            q, k, v,
+            mask=mask,
+            dropout_p=self.dropout_p if self.training else 0.0,
+            scale=self.scale,
+            need_weights=need_weights,
+            head_mask=head_mask,
+        )
+        return context.transpose(1, 2).reshape(B, S, H), weights  # (B, S, H)
+
+
+class BertSelfOutput(nn.Module):
+    """dense → dropout → LayerNorm(· + residual). Keys ``*.output.{dense,LayerNorm}``."""
+
+    def __init__(self, spec: Any, in_features: int | None = None) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features or spec.hidden_size, spec.hidden_size)
+        self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
+        self.dropout = nn.Dropout(spec.hidden_dropout_prob)
+
+    def forward(self, hidden_states: Tensor, residual: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+BertOutput = BertSelfOutput  # the FFN output block is the same module with in_features = I
+
+
+class BertAttention(nn.Module):
+    """``self`` (projections + op) and ``output`` (dense, residual, LayerNorm)."""
+
+    def __init__(self, spec: Any, attention: Attention, *, is_cross: bool = False) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(spec, attention, is_cross=is_cross)
+        self.output = BertSelfOutput(spec)
+
+    def forward(self, hidden_states: Tensor, mask: AttentionMask, **kwargs: Any) -> tuple[Tensor, Tensor | None]:
+        context, weights = self.self(hidden_states, mask, **kwargs)
+        return self.output(context, hidden_states), weights
+
+
+class BertIntermediate(nn.Module):
+    """dense → activation. Key ``intermediate.dense``."""
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__()
+        self.dense = nn.Linear(spec.hidden_size, spec.intermediate_size)
+        self.act = get_activation(spec.hidden_act)
+
+    def forward(self, hidden_states: Tensor) -> Tensor:
+        return self.act(self.dense(hidden_states))  # (B, S, I)
+
+
+class BertLayer(nn.Module):
+    """Post-LayerNorm BERT block: self-attention, optional cross-attention, feed-forward.
+
+    Args:
+        spec: the model spec.
+        attention: the attention op for self-attention.
+        cross_attention: the op for cross-attention; when given, the layer has the
+            ``crossattention.*`` modules (HF builds them iff ``add_cross_attention``).
+    """
+
+    def __init__(self, spec: Any, attention: Attention, cross_attention: Attention | None = None) -> None:
+        super().__init__()
+        self.attention = BertAttention(spec, attention)
+        if cross_attention is not None:
+            self.crossattention = BertAttention(spec, cross_attention, is_cross=True)
+        self.intermediate = BertIntermediate(spec)
+        self.output = BertOutput(spec, in_features=spec.intermediate_size)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        *,
+        mask: AttentionMask,
+        head_mask: Tensor | None = None,
+        encoder_hidden_states: Tensor | None = None,
+        encoder_mask: AttentionMask | None = None,
+        past_key_value: LayerCache | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        attention: Attention | None = None,
+    ) -> LayerOutput:
+        """``(B, S, H)`` → :class:`LayerOutput` ``(B, S, H)``.
+
+        Cross-attention runs when encoder states are given (as in HF; without them it is
+        skipped). ``attention`` replaces the built op(s) for this call only (the trunk uses it
+        to fall back to an implementation that returns weights).
+        """
+        x, self_weights = self.attention(
+            hidden_states, mask,
+            cache=past_key_value, head_mask=head_mask, need_weights=output_attentions, op=attention,
+        )
+        cross_weights = None
+        if encoder_hidden_states is not None:
+            if not hasattr(self, "crossattention"):
+                raise InputError(
+                    "encoder_hidden_states were given but this layer has no cross-attention; build the model "
+                    "with is_decoder=True and add_cross_attention=True"
+                )
+            x, cross_weights = self.crossattention(
+                x, encoder_mask if encoder_mask is not None else AttentionMask(),
+                source=encoder_hidden_states, cache=past_key_value, head_mask=head_mask,
+                need_weights=output_attentions, op=attention,
+            )
+        x = self.output(self.intermediate(x), x)  # FFN with residual and LayerNorm
+        return LayerOutput(x, self_weights, cross_weights, past_key_value if use_cache else None)
+
+
+# -- poolers -------------------------------------------------------------------------------------------
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(first token)): BERT's pooler, key ``pooler.dense``. Ignores the mask, as HF does."""
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__()
+        self.dense = nn.Linear(spec.hidden_size, spec.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))  # (B, H)
+
+
+class ClsPooler(nn.Module):
+    """The first token's hidden state (no parameters)."""
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return hidden_states[:, 0]  # (B, H)
+
+
+class MeanPooler(nn.Module):
+    """Mean over real tokens: sentence-transformers' recipe, ``sum(h·m) / max(sum(m), 1e-9)``.
+
+    Sums are taken in fp32 when the model runs in half precision.
+    """
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        if attention_mask is None:
+            return hidden_states.mean(dim=1)
+        acc = torch.promote_types(hidden_states.dtype, torch.float32)
+        m = attention_mask.to(acc).unsqueeze(-1)  # (B, S, 1)
+        summed = (hidden_states.to(acc) * m).sum(dim=1)  # (B, H)
+        return (summed / m.sum(dim=1).clamp(min=1e-9)).to(hidden_states.dtype)
+
+
+class MaxPooler(nn.Module):
+    """Max over real tokens (padding excluded); an all-padding row gives the dtype's minimum."""
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        if attention_mask is not None:
+            pad = (attention_mask == 0).unsqueeze(-1)  # (B, S, 1)
+            hidden_states = hidden_states.masked_fill(pad, torch.finfo(hidden_states.dtype).min)
+        return hidden_states.max(dim=1).values  # (B, H)
