@@ -57,10 +57,10 @@ class PluginInfo:
 
 
 def _split_env(value: str | None) -> set[str] | None:
-    """``"a, B"`` -> ``{"a", "b"}``; unset -> None; set but empty -> the empty set."""
+    """``"a, B_c"`` -> ``{"a", "b-c"}`` (normalised); unset -> None; set but empty -> the empty set."""
     if value is None:
         return None
-    return {part.strip().lower() for part in value.split(",") if part.strip()}
+    return {_normalize(part.strip()) for part in value.split(",") if part.strip()}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -127,9 +127,9 @@ class PluginHost:
             version = ep.dist.version if ep.dist is not None else None
             builtin = _normalize(dist or "") == "bertzoo"
             namespace = _default_namespace(ep.name, dist)
-            ids = {ep.name.lower(), namespace}
+            ids = {_normalize(ep.name), _normalize(namespace)}
             if dist:
-                ids |= {dist.lower(), _normalize(dist)}
+                ids.add(_normalize(dist))
             # Two distributions may use the same entry-point name; keep both, qualified.
             name = ep.name if ep.name not in self.plugins else f"{_normalize(dist or '?')}:{ep.name}"
             info = PluginInfo(

@@ -1,0 +1,49 @@
+"""Shared fixtures. Add yours below; keep each one documented."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def plugin_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of throwaway plugin distributions (``*.dist-info`` + modules), copied from
+    tests/fixtures/dists so tests may write next to them. Put it on ``sys.path`` (or
+    ``PYTHONPATH``) and their entry points in group ``bertzoo`` are real."""
+    root = tmp_path_factory.mktemp("plugin-dists")
+    shutil.copytree(FIXTURES / "dists", root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+@pytest.fixture
+def dists_on_path(plugin_dists: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``plugin_dists`` on ``sys.path`` for this test; the fixture modules are forgotten afterwards."""
+    monkeypatch.syspath_prepend(str(plugin_dists))
+    yield plugin_dists
+    for name in [m for m in sys.modules if m.startswith("bzfx_")]:
+        del sys.modules[name]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bertzoo.cli ARGS`` in a fresh interpreter; returns the completed process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BERTZOO_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bertzoo.cli", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout, check=False,
+    )
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli("list", "attention", env={...})``: the CLI in a subprocess (see :func:`run_cli`)."""
+    return run_cli
