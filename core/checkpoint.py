@@ -454,6 +454,8 @@ def load_into(
                 continue
             if tuple(other.shape) != expected:
                 report.mismatched.append((name, tuple(other.shape), expected))
+                if _matches(name, reinitialize):
+                    report.expected_new.append(name)
                 continue
             module_name, _, attr = name.rpartition(".")
             module = model.get_submodule(module_name)
