@@ -29,6 +29,7 @@ class Request:
     returns_weights: bool = False
     head_mask: bool = False
     dropout: bool = False
+    varlen: bool = False  # packed (T, h, d) input with cu_seqlens (packed execution)
 
     def needs(self) -> dict[str, bool]:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, bool) and v}

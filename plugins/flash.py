@@ -1,0 +1,199 @@
+"""Variable-length attention over packed tokens (no padding is ever computed).
+
+Packed layout: q/k/v ``(T, h, d)`` where ``T`` is the total of real tokens of the batch, with
+``mask.cu_seqlens`` ``(B + 1,)`` the offsets of each sequence and ``mask.max_seqlen`` the longest.
+Output ``(T, h, d)``.
+
+Kernels, chosen per call by device:
+
+- CPU: one ``scaled_dot_product_attention`` call per sequence, on views of the packed tensors.
+  torch 2.13 has no CPU kernel for ``varlen_attn``/``aten::_flash_attention_forward``, nested
+  tensors fall back to a slow path, and bucketing or a block-diagonal mask compute or copy
+  padding; measured in ``benchmarks/attention_micro.py``, the loop beats them all (x1.3 over
+  8 length buckets, x2.5 over one padded batch, x20 over nested tensors) because SDPA's CPU
+  flash kernel takes strided input and each call is a few µs of dispatch.
+- CUDA, fp16/bf16, no dropout: ``flash_attn.flash_attn_varlen_func`` when the flash-attn
+  package is installed, else ``torch.nn.attention.varlen.varlen_attn``. Other CUDA cases
+  (fp32, dropout) use the per-sequence loop.
+
+Padded ``(B, h, S, d)`` self-attention input is accepted too: real tokens are gathered once per
+forward (indices cached in ``mask.cache``), attended variable-length and scattered back, so
+padded query positions give zeros (eager gives them values; tests compare real positions).
+Not supported: cross-attention, a KV cache offset, explicit additive masks, weights, head_mask.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bertzoo.errors import IncompatibleComponentError, InputError
+from bertzoo.interfaces import AttentionMask
+
+
+def cu_seqlens_from_padding(key_padding: Tensor) -> tuple[Tensor, int]:
+    """``(B, S)`` bool padding mask (right padding) → ``(B + 1,)`` int32 offsets and the longest length."""
+    lengths = key_padding.sum(dim=-1, dtype=torch.int32)
+    cu = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    return cu, int(lengths.max()) if lengths.numel() else 0
+
+
+def _offsets(mask: AttentionMask) -> list[int]:
+    """``cu_seqlens`` as a Python list, converted once per forward (a device sync on GPU)."""
+    cached = mask.cache.get("bertzoo:flash:offsets")
+    if cached is None:
+        if mask.cu_seqlens is None:
+            raise InputError(
+                "packed (T, h, d) attention input needs mask.cu_seqlens, the (B + 1,) offsets of each "
+                "sequence; build the AttentionMask with cu_seqlens and max_seqlen"
+            )
+        cached = [int(x) for x in mask.cu_seqlens.tolist()]
+        mask.cache["bertzoo:flash:offsets"] = cached
+    return cached
+
+
+def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: bool,
+                dropout_p: float, scale: float | None) -> Tensor:
+    """Per-sequence SDPA over packed ``(T, h, d)`` tensors; every device and dtype SDPA has."""
+    outs = []
+    for start, end in pairwise(offsets):
+        if end == start:
+            continue
+        # (L, h, d) -> (1, h, L, d) views: no copy, the kernels read strided input
+        o = F.scaled_dot_product_attention(
+            q[start:end].transpose(0, 1)[None], k[start:end].transpose(0, 1)[None],
+            v[start:end].transpose(0, 1)[None], dropout_p=dropout_p, is_causal=causal, scale=scale,
+        )
+        outs.append(o[0].transpose(0, 1))
+    if not outs:
+        return q.new_zeros(q.shape[:-1] + v.shape[-1:])
+    return torch.cat(outs)
+
+
+def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal: bool,
+                 scale: float | None) -> Tensor | None:
+    """A fused CUDA varlen kernel (flash-attn package, then torch's), or None when none applies."""
+    if q.dtype not in (torch.float16, torch.bfloat16) or mask.cu_seqlens is None:
+        return None
+    cu = mask.cu_seqlens.to(device=q.device, dtype=torch.int32)
+    max_len = int(mask.max_seqlen) or int((cu[1:] - cu[:-1]).max())
+    try:
+        from flash_attn import flash_attn_varlen_func
+    except ImportError:
+        flash_attn_varlen_func = None
+    if flash_attn_varlen_func is not None:
+        return flash_attn_varlen_func(q, k, v, cu, cu, max_len, max_len, dropout_p=0.0,
+                                      softmax_scale=scale, causal=causal)
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:  # torch < 2.10
+        return None
+    return varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
+                       window_size=(-1, 0) if causal else (-1, -1))
+
+
+def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> tuple[Tensor | None, AttentionMask]:
+    """For padded input: flat indices of real tokens in ``B * S`` (None = all) and the packed mask, once per forward."""
+    cached = mask.cache.get(("bertzoo:flash:plan", b, s))
+    if cached is not None:
+        return cached
+    keep: Tensor | None
+    if mask.key_padding is None or bool(mask.key_padding.all()):
+        keep = None
+        real = torch.ones(b, s, dtype=torch.bool, device=device)
+    else:
+        real = mask.key_padding.to(device=device, dtype=torch.bool)
+        # Varlen kernels take each sequence as one contiguous run: left padding works, holes do not.
+        runs = real.int().diff(dim=-1).clamp(min=0).sum(-1) + real[:, 0].int()
+        if bool((runs > 1).any()):
+            raise InputError(
+                "attention 'bertzoo:flash' needs each sequence's real tokens contiguous (left or right "
+                "padding), but the attention mask has holes; use attention='sdpa' for such masks"
+            )
+        keep = real.flatten().nonzero().squeeze(1)
+    cu, max_len = cu_seqlens_from_padding(real)
+    plan = (keep, AttentionMask(causal=mask.causal, cu_seqlens=cu, max_seqlen=max_len))
+    mask.cache[("bertzoo:flash:plan", b, s)] = plan
+    return plan
+
+
+class FlashAttention(nn.Module):
+    """Variable-length attention (packed ``(T, h, d)`` or padded self-attention input); no parameters.
+
+    Built by the factory as ``FlashAttention(spec)``.
+    """
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        *,
+        mask: AttentionMask,
+        dropout_p: float = 0.0,
+        scale: float | None = None,
+        need_weights: bool = False,
+        head_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Packed q/k/v ``(T, h, d)`` → ``(T, h, d)``; or padded ``(B, h, S, d)`` → ``(B, h, S, d)``.
+
+        Raises:
+            IncompatibleComponentError: weights, head_mask, cross-attention, a cache offset or an
+                explicit additive mask was asked for.
+            InputError: packed input without ``cu_seqlens``, or a mask with holes.
+        """
+        self._check(query, key, mask, need_weights, head_mask)
+        if query.dim() == 3:
+            return self._packed(query, key, value, mask, dropout_p, scale), None
+        # padded self-attention: gather real tokens, attend packed, scatter back with zeros at padding
+        b, h, s, d = query.shape
+        keep, packed_mask = _gather_plan(mask, b, s, query.device)
+
+        def pack(t: Tensor) -> Tensor:
+            flat = t.transpose(1, 2).reshape(b * s, h, t.shape[-1])  # (B*S, h, d)
+            return flat if keep is None else flat.index_select(0, keep)
+
+        out = self._packed(pack(query), pack(key), pack(value), packed_mask, dropout_p, scale)
+        if keep is not None:
+            out = out.new_zeros(b * s, h, out.shape[-1]).index_copy_(0, keep, out)
+        return out.view(b, s, h, -1).transpose(1, 2), None
+
+    def _packed(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, dropout_p: float,
+                scale: float | None) -> Tensor:
+        if q.is_cuda and dropout_p == 0.0:
+            out = _cuda_varlen(q, k, v, mask, causal=mask.causal, scale=scale)
+            if out is not None:
+                return out
+        return varlen_loop(q, k, v, _offsets(mask), causal=mask.causal, dropout_p=dropout_p, scale=scale)
+
+    @staticmethod
+    def _check(query: Tensor, key: Tensor, mask: AttentionMask, need_weights: bool,
+               head_mask: Tensor | None) -> None:
+        refused = []
+        if need_weights:
+            refused.append("attention weights (output_attentions=True)")
+        if head_mask is not None:
+            refused.append("head_mask")
+        if mask.explicit is not None:
+            refused.append("an explicit additive attention mask")
+        if mask.query_offset:
+            refused.append("a KV cache (query_offset > 0)")
+        if query.shape[:-1] != key.shape[:-1]:
+            refused.append(f"cross-attention (query {tuple(query.shape)} vs key {tuple(key.shape)})")
+        if refused:
+            raise IncompatibleComponentError(
+                f"attention 'bertzoo:flash' cannot give {', '.join(refused)}: it runs packed self-attention "
+                "only; use attention='sdpa' or 'eager', or attention='auto'"
+            )
+        if query.dim() not in (3, 4):
+            raise InputError(
+                f"attention 'bertzoo:flash' takes packed (T, h, d) or padded (B, h, S, d) input, got shape "
+                f"{tuple(query.shape)}"
+            )
