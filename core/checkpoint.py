@@ -289,7 +289,7 @@ def _shards(folder: Path, index_name: str) -> list[Path]:
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{str(folder / index_name)!r} has no weight_map; re-download or re-save the checkpoint")
-    files = [folder / name for name in dict.fromkeys(weight_map.values())]
+    files = [folder / name for name in sorted(set(weight_map.values()))]
     absent = [p.name for p in files if not p.is_file()]
     if absent:
         raise CheckpointError(

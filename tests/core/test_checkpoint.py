@@ -26,7 +26,6 @@ from bertzoo.checkpoint import (
     weight_files,
 )
 from bertzoo.errors import CheckpointError, SpecError
-from bertzoo.spec import ModelSpec
 
 TINY = {
     "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
