@@ -69,15 +69,15 @@ def _spec_from_name_or_path(text: str, reg: Registry) -> ModelSpec:
         presets = reg.list_components("preset")
         shorts = [p.split(":", 1)[1] for p in presets]
         close = difflib.get_close_matches(text, shorts, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "."
         extra = ""
         if "/" in text or path.is_dir():
             extra = (
                 f" {text!r} looks like a checkpoint folder or hub id: load weights with "
-                f"bertzoo.from_pretrained({text!r}) (CLI: --model)."
+                f"bertzoo.from_pretrained({text!r})."
             )
         raise SpecError(
-            f"{text!r} is neither a preset nor a spec file{hint}. Presets: {', '.join(shorts) or 'none'}.{extra}"
+            f"{text!r} is neither a preset nor a spec file{hint} Presets: {', '.join(shorts) or 'none'}.{extra}"
         ) from None
     data = record.load()
     if callable(data):  # a preset may be a function returning its spec data
