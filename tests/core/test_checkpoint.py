@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -25,7 +26,10 @@ from bertzoo.checkpoint import (
     read_state_dict,
     weight_files,
 )
+from bertzoo.discovery import get_registry
 from bertzoo.errors import CheckpointError, SpecError
+from bertzoo.registry import Registry
+from bertzoo.spec import ModelSpec
 
 TINY = {
     "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -385,3 +389,100 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     ckpt.save_pretrained(tiny_model(), target, max_shard_size="20KB")  # replaces the weights, keeps the tokenizer
     names = {p.name for p in target.iterdir()}
     assert "tokenizer.json" in names and "model.safetensors" not in names and "model.safetensors.index.json" in names
+
+
+# -- the head hooks, exercised with a small real head registered in a test registry ------------------
+class SeqClsOptions(BaseModel):
+    num_labels: int = 2
+    id2label: dict[int, str] | None = None
+
+
+class SeqClsHead(nn.Module):
+    """Enough of BertForSequenceClassification to exercise the checkpoint contract (not the heads' tests)."""
+
+    uses_pooler = True
+    classifier_keys = ("classifier",)
+
+    def __init__(self, bert: nn.Module, spec: ModelSpec, num_labels: int = 2,
+                 id2label: dict[int, str] | None = None) -> None:
+        super().__init__()
+        self.bert = bert
+        self.spec = spec
+        self.dropout = nn.Dropout(spec.hidden_dropout_prob)
+        self.classifier = nn.Linear(spec.hidden_size, num_labels)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.bert(**inputs).pooler_output))
+
+    @classmethod
+    def options_from_hf_config(cls, config: dict) -> dict:
+        id2label = {int(k): v for k, v in (config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"}).items()}
+        return {"num_labels": len(id2label), "id2label": id2label}
+
+    @classmethod
+    def hf_config_from_options(cls, options: dict) -> dict:
+        id2label = options.get("id2label") or {i: f"LABEL_{i}" for i in range(options["num_labels"])}
+        return {"id2label": {str(k): v for k, v in id2label.items()},
+                "label2id": {v: int(k) for k, v in id2label.items()}}
+
+
+@pytest.fixture
+def head_registry() -> Registry:
+    reg = Registry()
+    for record in get_registry().records():
+        if record.kind != "head":
+            reg.add(record)
+    reg.register("head", "toy-seqcls", SeqClsHead, plugin="tests", options=SeqClsOptions,
+                 hf_architecture="BertForSequenceClassification")
+    return reg
+
+
+def test_head_round_trip_through_the_hooks(tmp_path: Path, head_registry: Registry) -> None:
+    model = bertzoo.build(dict(TINY), head="toy-seqcls", num_labels=3, registry=head_registry)
+    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
+    keys = set(load_file(str(tmp_path / "m" / "model.safetensors")))
+    assert {"classifier.weight", "bert.pooler.dense.weight"} <= keys
+    # head="auto": architectures[0] -> the head registered with that hf_architecture; options from config.json
+    loaded = ckpt.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
+    assert isinstance(loaded, SeqClsHead) and loaded.load_report.clean
+    assert loaded.classifier.out_features == 3
+    # head=None: the trunk alone; the classifier is reported, not refused
+    trunk = ckpt.from_pretrained(tmp_path / "m", registry=head_registry)
+    assert sorted(trunk.load_report.unexpected) == ["classifier.bias", "classifier.weight"]
+    assert torch.equal(trunk.pooler.dense.weight, model.bert.pooler.dense.weight)
+
+
+def test_trunk_checkpoint_into_a_head_and_num_labels_change(tmp_path: Path, head_registry: Registry) -> None:
+    trunk = tiny_model()
+    ckpt.save_pretrained(trunk, tmp_path / "trunk")
+    model = ckpt.from_pretrained(tmp_path / "trunk", head="toy-seqcls", num_labels=4, registry=head_registry)
+    report = model.load_report
+    assert report.missing == ["classifier.weight", "classifier.bias"] == report.expected_new
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, trunk.embeddings.word_embeddings.weight)
+    # a 4-label checkpoint re-headed to 2 labels: the classifier is re-initialised, not refused ...
+    ckpt.save_pretrained(model, tmp_path / "four", registry=head_registry)
+    two = ckpt.from_pretrained(tmp_path / "four", head="toy-seqcls", num_labels=2, registry=head_registry)
+    assert two.classifier.out_features == 2
+    assert [k for k, _, _ in two.load_report.mismatched] == ["classifier.weight", "classifier.bias"]
+    # ... but without asking for it, a classifier missing from a head checkpoint is a problem
+    state = load_file(str(tmp_path / "four" / "model.safetensors"))
+    del state["classifier.bias"]
+    save_file(state, str(tmp_path / "four" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="missing classifier.bias"):
+        ckpt.from_pretrained(tmp_path / "four", head="auto", registry=head_registry)
+
+
+def test_head_save_loads_in_transformers(tmp_path: Path, head_registry: Registry) -> None:
+    transformers = pytest.importorskip("transformers", reason="parity needs transformers (dev extra)")
+    model = bertzoo.build(dict(TINY), head="toy-seqcls", num_labels=3, registry=head_registry).eval()
+    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    theirs, info = transformers.BertForSequenceClassification.from_pretrained(
+        tmp_path / "m", output_loading_info=True, attn_implementation="eager")
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert theirs.config.num_labels == 3
+    ids = torch.randint(1, 100, (2, 9))
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids), theirs.eval()(input_ids=ids).logits, atol=1e-5, rtol=0)
