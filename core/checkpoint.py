@@ -712,6 +712,8 @@ def hf_config_for(model: nn.Module, registry: Registry | None = None) -> dict[st
         components["head"] = None
     else:
         architecture = str(record.metadata.get("hf_architecture") or type(model).__name__)
+        if architecture == SENTENCE_TRANSFORMERS_ARCHITECTURE:  # not a transformers class: the folder is a BertModel's
+            architecture = TRUNK_ARCHITECTURE
         head_cls = record.load()
         head_options = dict(spec.components.head.options) if spec.components.head is not None else {}
         if hasattr(head_cls, "hf_config_from_options"):
@@ -804,6 +806,9 @@ def save_pretrained(
     try:
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         _write_weights(tmp, state, max_shard_size)
+        extra_files = getattr(model, "save_extra_files", None)  # a head's own files (e.g. modules.json)
+        if callable(extra_files):
+            extra_files(tmp)
         if target.is_dir():  # keep the tokenizer and other non-weight files already there
             for entry in target.iterdir():
                 if _is_weight_file(entry.name) or (tmp / entry.name).exists():
