@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from typing import Any
 import yaml
 
 from bertzoo.errors import BertzooError, SpecError
+
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # Modules that add sub-commands: each defines ``add_parser(subparsers)``. Import must stay light.
 COMMAND_MODULES: tuple[str, ...] = ()
@@ -84,9 +87,12 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SpecError(f"--set {item!r} is not key=value; write e.g. --set num_hidden_layers=2")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
-            out[key.strip()] = value
+            parsed = value
+        if isinstance(parsed, str) and _EXPONENT.fullmatch(parsed.strip()):
+            parsed = float(parsed)  # YAML 1.1 reads `1e-7` (no dot) as text
+        out[key.strip()] = parsed
     return out
 
 
