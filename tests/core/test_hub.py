@@ -110,3 +110,16 @@ def test_missing_path_and_file_path(tmp_path: Path) -> None:
     weights.write_bytes(b"x")
     with pytest.raises(CheckpointError, match="is a file"):
         resolve_model_dir(weights)
+
+
+def test_from_pretrained_with_a_cached_hub_id(cache: Path, tmp_path: Path) -> None:
+    import bertzoo
+
+    model = bertzoo.build({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "intermediate_size": 20, "max_position_embeddings": 32})
+    model.save_pretrained(tmp_path / "saved")
+    make_cached_repo(cache, "org/tiny-bert", {p.name: p.read_bytes() for p in (tmp_path / "saved").iterdir()})
+    loaded = bertzoo.from_pretrained("org/tiny-bert")
+    assert loaded.load_report.clean and loaded.spec.hidden_size == 16
+    with pytest.raises(CheckpointError, match="org/other"):
+        bertzoo.from_pretrained("org/other")
