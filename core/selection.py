@@ -79,10 +79,12 @@ def unmet(record: ComponentRecord, request: Request) -> list[str]:
     """Capabilities ``request`` needs that ``record`` does not declare."""
     caps = record.capabilities
     missing = []
-    if request.device not in caps.get("devices", ("cpu", "cuda")):
-        missing.append(f"device {request.device} (supports {', '.join(caps.get('devices', ()))})")
-    if request.dtype not in caps.get("dtypes", ("float32", "bfloat16", "float16")):
-        missing.append(f"dtype {request.dtype} (supports {', '.join(caps.get('dtypes', ()))})")
+    devices = caps.get("devices", ("cpu", "cuda"))
+    dtypes = caps.get("dtypes", ("float32", "bfloat16", "float16"))
+    if request.device not in devices:
+        missing.append(f"device {request.device} (supports {', '.join(devices)})")
+    if request.dtype not in dtypes:
+        missing.append(f"dtype {request.dtype} (supports {', '.join(dtypes)})")
     # A missing declaration counts as "no" for optional features, so nothing is claimed silently.
     missing += [need.replace("_", "-") for need in request.needs() if not caps.get(need, False)]
     return missing
