@@ -338,7 +338,7 @@ def test_every_activation_matches_hf(act: str) -> None:
 
 
 def test_all_spec_activations_are_hf_activations() -> None:
-    assert SUPPORTED_BY_HF == list(ACTIVATIONS)
+    assert list(ACTIVATIONS) == SUPPORTED_BY_HF
 
 
 # -- the real all-MiniLM-L6-v2 weights -----------------------------------------------------------------
