@@ -108,7 +108,8 @@ class BertEmbeddings(nn.Module):
     ) -> Tensor:
         """``(B, S)`` ids or ``(B, S, H)`` embeds → ``(B, S, H)``."""
         if inputs_embeds is None:
-            assert input_ids is not None, "give input_ids or inputs_embeds"
+            if input_ids is None:
+                raise InputError("BertEmbeddings needs input_ids (B, S) or inputs_embeds (B, S, H)")
             inputs_embeds = self.word_embeddings(input_ids)  # (B, S, H)
         B, S = inputs_embeds.shape[:2]
         end = past_key_values_length + S
@@ -216,7 +217,8 @@ class BertSelfAttention(nn.Module):
         if self.is_cross:
             kv = cache.cross() if cache is not None else None
             if kv is None:
-                assert source is not None, "cross-attention needs encoder states"
+                if source is None:
+                    raise InputError("cross-attention needs encoder_hidden_states (B, S_enc, H) on the first step")
                 kv = self._heads(self.key(source)), self._heads(self.value(source))  # (B, h, S_enc, d)
                 if cache is not None:
                     cache.set_cross(*kv)
