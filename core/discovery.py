@@ -185,7 +185,7 @@ class PluginHost:
                 # pluggy lets an impl take fewer arguments than the spec ("opt-in arguments")
                 impl.function(**{arg: hook_args[arg] for arg in impl.argnames})
             info.components = [f"{r.kind}:{r.full_name}" for r in registrar.registered]
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the host
             rolled_back = list(registrar.registered) if registrar is not None else []
             for record in rolled_back:
                 self.registry.remove(record)

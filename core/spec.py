@@ -240,7 +240,9 @@ def format_validation_error(exc: ValidationError, source: str, prefix: str = "")
 def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSpec:
     """Check every component name exists and validate its options against its options model.
 
-    Returns a copy whose options are the validated, defaulted values. Errors carry the path
+    Returns a copy whose options are the validated, defaulted values as JSON data (so the spec
+    still round-trips; a component that needs typed values, e.g. ``dict[int, str]`` keys,
+    validates them again with its options model). Errors carry the path
     ``components.<kind>.options.<field>``.
     """
     if registry is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bertzoo import discovery
+from bertzoo import hookimpl as bertzoo_hookimpl
 from bertzoo.discovery import PluginHost
 from bertzoo.errors import ComponentNotFoundError, PluginError
 from bertzoo.registry import Registry
@@ -218,3 +219,15 @@ def test_plugin_names_shared_by_two_distributions_are_both_kept(dists_on_path: P
     assert sorted(host.registry.list_components("attention", "*linear")) == ["good:linear", "other:linear"]
     with pytest.raises(ComponentNotFoundError, match="ambiguous: it is provided by good:linear, other:linear"):
         host.registry.get("attention", "linear")
+
+
+def test_a_plugin_calling_sys_exit_is_isolated() -> None:
+    class Exits:
+        @staticmethod
+        def bertzoo_register(registry: object) -> None:
+            raise SystemExit(3)
+
+    Exits.bertzoo_register = bertzoo_hookimpl(Exits.bertzoo_register)  # type: ignore[method-assign]
+    host = PluginHost(Registry())
+    info = host.register_plugin("exits", Exits())
+    assert info.status == "failed" and info.error == "SystemExit: 3"
