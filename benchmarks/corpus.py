@@ -199,11 +199,12 @@ def _is_prose(para: str) -> bool:
     return common >= 0.12 * len(words)
 
 
-_ENGLISH = set(
+_ENGLISH_WORDS = (
     "the a an of to in and or is are be for on with as by that this it not can if when which from at "
     "was were will should would may must you your we our use used uses all any each these those has have "
-    "its their there but more than also only into how what so do does".split()
+    "its their there but more than also only into how what so do does"
 )
+_ENGLISH = frozenset(_ENGLISH_WORDS.split())
 
 
 # -- sources ------------------------------------------------------------------------------------
