@@ -29,5 +29,7 @@ def bertzoo_register(registry: Any) -> None:
         description="variable-length attention over packed tokens (cu_seqlens); per-sequence SDPA on CPU, "
                     "flash-attn/torch varlen kernels on CUDA",
         capabilities=FLASH_CAPABILITIES.as_dict(),
-        priority=20,
+        # Below sdpa for padded requests (its padded path gathers and scatters per layer); a model
+        # that runs packed asks for varlen, which only flash serves.
+        priority=5,
     )

@@ -325,8 +325,6 @@ def test_call_refuses_packed_input_unless_varlen(name):
     _requires_not = _caps(name).get("varlen", False)
     if _requires_not:
         pytest.skip(f"{name} declares varlen (tested in test_packed_matches_padded_reference)")
-    if name == "bertzoo:eager":
-        pytest.skip("eager does not check the input rank yet (reported to its owner)")
     t = torch.randn(10, H, D)
     packed = AttentionMask(cu_seqlens=torch.tensor([0, 4, 10], dtype=torch.int32), max_seqlen=6)
     with pytest.raises(BertzooError, match="packed"):
@@ -334,7 +332,8 @@ def test_call_refuses_packed_input_unless_varlen(name):
 
 
 def test_auto_prefers_fast_and_falls_back_for_weights():
-    assert choose(REGISTRY, Request()).record.full_name == "bertzoo:flash"
+    assert choose(REGISTRY, Request()).record.full_name == "bertzoo:sdpa"
+    assert choose(REGISTRY, Request(varlen=True)).record.full_name == "bertzoo:flash"
     assert choose(REGISTRY, Request(kv_cache=True, causal=True)).record.full_name == "bertzoo:sdpa"
     assert choose(REGISTRY, Request(returns_weights=True)).record.full_name == "bertzoo:eager"
     assert choose(REGISTRY, Request(head_mask=True)).record.full_name == "bertzoo:eager"
