@@ -156,7 +156,17 @@ class EagerAttention:
         need_weights: bool,
         head_mask: Tensor | None,
     ) -> tuple[Tensor, Tensor | None]:
-        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``, weights ``(B, h, S, S_k)``."""
+        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``, weights ``(B, h, S, S_k)``.
+
+        Raises:
+            InputError: packed ``(T, h, d)`` input (use a variable-length attention such as ``flash``).
+        """
+        if query.dim() != 4 or mask.cu_seqlens is not None:
+            raise InputError(
+                f"eager attention takes padded (B, h, S, d) tensors, got shape {tuple(query.shape)}"
+                f"{' with cu_seqlens' if mask.cu_seqlens is not None else ''}; packed (T, h, d) input needs a "
+                "variable-length attention such as 'flash'"
+            )
         S, S_k = query.shape[-2], key.shape[-2]
         scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, h, S, S_k)
         bias = additive_mask(mask, S, S_k, scores.dtype, scores.device)  # (B|1, 1|h, S|1, S_k) or None
