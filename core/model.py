@@ -355,7 +355,7 @@ class BertModel(nn.Module):
             request = request_for(
                 self.spec, device=x.device, dtype=x.dtype, returns_weights=need_weights, head_mask=need_head_mask
             )
-            fallback = choose(get_registry(), request)
+            fallback = choose(choice.registry or get_registry(), request)
             op = fallback.record.build(self.spec)
             self._fallback_ops[key] = op
             self.attention_fallback = (

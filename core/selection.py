@@ -43,6 +43,8 @@ class Choice:
     auto: bool
     request: Request
     reasons: dict[str, str] = field(default_factory=dict)
+    # the registry the choice was made from, so per-call fallbacks look in the same place
+    registry: Registry | None = field(default=None, repr=False, compare=False)
 
     def explain(self) -> str:
         head = f"attention: {self.record.full_name}" + (" (auto)" if self.auto else " (named in the spec)")
@@ -106,7 +108,9 @@ def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
                 f"attention {record.full_name!r} cannot serve this request: it lacks {', '.join(missing)}; "
                 f"use attention='auto' or one of: {', '.join(others) or 'none registered'}"
             )
-        return Choice(record, auto=False, request=request, reasons={record.full_name: "named explicitly"})
+        return Choice(
+            record, auto=False, request=request, reasons={record.full_name: "named explicitly"}, registry=registry
+        )
     candidates = registry.records("attention")
     reasons: dict[str, str] = {}
     able: list[ComponentRecord] = []
@@ -127,7 +131,7 @@ def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
     reasons = {best.full_name: f"chosen: highest priority ({best.metadata.get('priority', 0)}) able to serve it"} | {
         r.full_name: f"able, lower priority ({r.metadata.get('priority', 0)})" for r in able[1:]
     } | reasons
-    return Choice(best, auto=True, request=request, reasons=reasons)
+    return Choice(best, auto=True, request=request, reasons=reasons, registry=registry)
 
 
 def resolve_attention(spec: Any, registry: Registry, *, device: Any = None, dtype: Any = None) -> tuple[ComponentRecord, Choice]:
