@@ -43,11 +43,10 @@ class LabelledHead(BertHead):
 
     @classmethod
     def options_from_hf_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        # JSON form (string keys), as validated options are stored; label2id is id2label's inverse
         options: dict[str, Any] = {}
         if config.get("id2label"):
-            options["id2label"] = {int(k): v for k, v in config["id2label"].items()}
-            if config.get("label2id"):
-                options["label2id"] = {k: int(v) for k, v in config["label2id"].items()}
+            options["id2label"] = {str(k): v for k, v in config["id2label"].items()}
         elif config.get("num_labels") is not None:  # legacy files wrote num_labels itself
             options["num_labels"] = int(config["num_labels"])
         if config.get("problem_type") is not None and cls.options_model is not None and (
@@ -111,6 +110,8 @@ class BertForSequenceClassification(LabelledHead):
         Raises:
             InputError: labels whose dtype or shape does not fit the problem type.
         """
+        if not isinstance(labels, Tensor):
+            raise InputError(f"sequence-classification: labels must be a torch.Tensor, got {type(labels).__name__}")
         batch, n = logits.shape
         problem = self.problem_type or self._infer_problem_type(labels)
         head = f"sequence-classification ({problem})"

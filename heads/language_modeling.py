@@ -68,7 +68,7 @@ class BertOnlyMLMHead(nn.Module):
         return self.predictions(sequence_output)
 
 
-def tie_mlm_decoder(head: nn.Module, predictions: BertLMPredictionHead, spec: Any) -> None:
+def tie_mlm_decoder(head: Any, predictions: BertLMPredictionHead, spec: Any) -> None:
     """Share the decoder weight with the word embeddings and its bias with ``predictions.bias``
     when ``spec.tie_word_embeddings``; otherwise leave them independent."""
     if not spec.tie_word_embeddings:
