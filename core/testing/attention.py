@@ -30,7 +30,16 @@ from bertzoo.interfaces import AttentionMask
 from bertzoo.registry import ComponentRecord, Registry
 from bertzoo.selection import Request, choose
 from bertzoo.spec import ModelSpec
-from bertzoo.testing._base import DTYPE_IDS, TOLERANCES, Case, CaseFailed, compare, dtype_name, expect, expect_raises
+from bertzoo.testing._base import (
+    DTYPE_IDS,
+    TOLERANCES,
+    Case,
+    CaseFailed,
+    compare,
+    dtype_name,
+    expect,
+    expect_raises,
+)
 
 Visible = Callable[[int, int, int], Tensor]
 
@@ -349,7 +358,8 @@ def _cuda_case(s: _Subject, dtype: torch.dtype, causal: bool) -> None:
         lengths = padding.sum(-1, dtype=torch.int32)
         cu = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0)).cuda()
         packed = AttentionMask(causal=causal, cu_seqlens=cu, max_seqlen=int(lengths.max()))
-        out, _ = s.call(*(pack(t, padding).cuda() for t in (q, k, v)), packed)
+        qp, kp, vp = (pack(t, padding).cuda() for t in (q, k, v))
+        out, _ = s.call(qp, kp, vp, packed)
         compare("CUDA packed context", out.cpu(), pack(ref, padding), atol=TOLERANCES[dtype],
                 dims=("token", "head", "dim"))
 

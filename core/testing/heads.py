@@ -162,8 +162,9 @@ def _contract(s: _Subject) -> None:
     unknown = [k for k in keys or () if not any(n == k or n.startswith(k + ".") for n in state)]
     expect(not unknown, f"classifier_keys {unknown} match no state_dict key (keys: {[n for n in state if not n.startswith('bert.')]})")
     has_pooler = getattr(model.bert, "pooler", None) is not None
-    expect(has_pooler == type(model).uses_pooler,
-           f"uses_pooler={type(model).uses_pooler} but the built trunk {'has' if has_pooler else 'has no'} pooler")
+    uses_pooler = getattr(type(model), "uses_pooler", None)
+    expect(has_pooler == uses_pooler,
+           f"uses_pooler={uses_pooler} but the built trunk {'has' if has_pooler else 'has no'} pooler")
 
 
 def _loss(s: _Subject) -> None:
