@@ -80,11 +80,11 @@ def run_ci(repo: Path, ci: str | None = "true", **rcs: int) -> tuple[int, list[s
 
 ALL_CALLS = [
     "python3 -m venv .venv",
-    "pip install -c constraints.txt -e .[dev]",
+    "pip install -c constraints.txt -e .[dev] -e examples/bertzoo-example-plugin",
     "bertzoo list",
     "ruff check .",
     "mypy",
-    "pytest -q",
+    "pytest -q tests examples/bertzoo-example-plugin/tests --bertzoo-conformance=example",
 ]
 
 
