@@ -18,11 +18,11 @@ from torch import Tensor, nn
 
 from bertzoo.errors import InputError
 from bertzoo.heads.base import BertHead, check_class_labels, check_float_labels, classifier_dropout, finish
-from bertzoo.heads.outputs import MultipleChoiceModelOutput, SequenceClassifierOutput, TokenClassifierOutput
-from bertzoo.heads.register import (
+from bertzoo.heads.options import (
     SequenceClassificationOptions,
     TokenClassificationOptions,
 )
+from bertzoo.heads.outputs import MultipleChoiceModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 
 
 class LabelledHead(BertHead):

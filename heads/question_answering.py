@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from bertzoo.heads.base import check_class_labels, finish
 from bertzoo.heads.classification import LabelledHead
+from bertzoo.heads.options import QuestionAnsweringOptions
 from bertzoo.heads.outputs import QuestionAnsweringModelOutput
-from bertzoo.heads.register import QuestionAnsweringOptions
 
 
 class BertForQuestionAnswering(LabelledHead):

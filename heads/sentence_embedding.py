@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from bertzoo.errors import CheckpointError
 from bertzoo.heads.base import BertHead, finish
+from bertzoo.heads.options import SentenceEmbeddingOptions
 from bertzoo.heads.outputs import SentenceEmbeddingOutput
-from bertzoo.heads.register import SentenceEmbeddingOptions
 
 # sentence-transformers' legacy boolean keys, in the order it reads them
 _LEGACY_POOLING_KEYS = {
