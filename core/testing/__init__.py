@@ -44,6 +44,7 @@ from bertzoo.testing._base import (
     ConformanceFailure,
     ConformanceReport,
     compare,
+    conformance_metadata,
     run_cases,
 )
 from bertzoo.testing.attention import Visible, attention_reference
@@ -67,8 +68,6 @@ def _validated_options(record: ComponentRecord, options: Mapping[str, Any], regi
     """``options`` validated by the component's options model, as the factory would hand them over."""
     from bertzoo.spec import ModelSpec, validate_components
 
-    if record.kind in ("head", "preset"):
-        return dict(options)  # heads validate their own options when built through build()
     components: dict[str, Any] = {record.kind: {"name": record.full_name, "options": dict(options)}}
     if record.kind != "attention":
         components["attention"] = "eager"
@@ -107,19 +106,16 @@ def component_cases(
 
     reg = _registry(registry)
     record = reg.get(kind, name)
-    given = dict(options or {})
-    cases = options_cases(record, reg, given)
+    cases = options_cases(record, reg, dict(options or {}))
     if kind == "preset":
         return cases
-    if kind == "head":
-        return cases + head_cases(record, given, reg)
-    from bertzoo.testing._base import conformance_metadata
-
-    given = {**conformance_metadata(record.metadata).get("options", {}), **given}
+    given = {**conformance_metadata(record.metadata).get("options", {}), **(options or {})}
     try:
         built_with = _validated_options(record, given, reg)
     except SpecError as exc:
         raise SpecError(f"cannot check {kind} {record.full_name} with options {given}: {exc}") from None
+    if kind == "head":  # built through bertzoo.build(), which validates them again
+        return cases + head_cases(record, dict(options or {}), reg)
     if kind == "attention":
         return cases + attention_cases(record, built_with, reg, visible=visible)
     return cases + module_cases(kind, record, built_with, reg)
