@@ -72,11 +72,13 @@ class Tolerance:
 
 
 # bertzoo in this dtype vs the float32 reference. Half precision keeps ~3 significant digits
-# (bf16: 8 mantissa bits), so its bounds say "same model", not "same bits".
+# (bf16: 8 mantissa bits), so its bounds say "same model", not "same bits". Measured on
+# all-MiniLM-L6-v2 (CPU, every built-in attention): float16 max |diff| 1e-3 relative, cosine
+# min 0.999995; bfloat16 1e-2 relative, cosine min 0.9997. The bounds leave room for deeper models.
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(max_abs=1e-4, min_cosine=0.99999),
-    "float16": Tolerance(max_abs=5e-2, min_cosine=0.999),
-    "bfloat16": Tolerance(max_abs=2e-1, min_cosine=0.99),
+    "float16": Tolerance(max_abs=1e-2, min_cosine=0.9995),
+    "bfloat16": Tolerance(max_abs=5e-2, min_cosine=0.995),
 }
 
 # A paragraph long enough (~700 WordPiece tokens) to pass any BERT's 512 positions.
