@@ -19,8 +19,16 @@ and a 2-D float mask with negative values (an additive mask in the wrong form) r
 eager adds it as +1). A cross-attention model called without encoder states skips
 cross-attention, as transformers does (a decoder can run stand-alone).
 
+Packed execution (DESIGN "Speed"): when the model's attention choice names a variable-length
+implementation for packed calls (``attention="flash"``, or ``"auto"`` for an encoder, see
+:func:`bertzoo.selection.packed_choice`) and the call needs nothing that only the padded path has
+(weights, ``head_mask``, a 4-D mask, a cache, encoder states, a mask with holes), the embeddings'
+real tokens are gathered once into ``(T, H)`` and every layer runs on them; outputs are re-padded
+with zeros at padding (real positions equal the padded path's within float rounding).
+:meth:`BertModel.forward_packed` is the entry point for callers that hold packed batches already.
+
 Shape legend: B batch, S new tokens, S_past cached tokens, S_enc encoder length, H hidden,
-h heads, L layers.
+h heads, L layers, T real tokens of a packed batch.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from torch import Tensor, nn
 from bertzoo.cache import CacheHandle, KVCache
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import LayerOutput
-from bertzoo.masks import cross_attention_mask, self_attention_mask
+from bertzoo.masks import Packing, cross_attention_mask, packing_from_mask, self_attention_mask
 
 if TYPE_CHECKING:
     from bertzoo.selection import Choice
@@ -140,8 +148,20 @@ class BertModel(nn.Module):
 
     The factory sets ``attention_choice`` (a :class:`~bertzoo.selection.Choice`): whether the
     attention was picked by ``auto`` decides between falling back and raising when a call asks
-    for a capability it lacks. ``validate_inputs = False`` skips the value checks that need a
-    host sync (ids within the vocabulary, ...); shape checks always run.
+    for a capability it lacks, and ``attention_choice.packed`` names the variable-length
+    attention that runs packed calls (None: never packed). ``validate_inputs = False`` skips the
+    value checks that need a host sync (ids within the vocabulary, ...); shape checks always run.
+    ``pack_inputs = False`` turns packed execution off (every call runs padded);
+    ``last_call_packed`` says whether the last :meth:`forward` ran packed.
+
+    Packed entry point (for inference runners that batch by token budget)::
+
+        model.forward_packed(input_ids, cu_seqlens, max_seqlen=None, token_type_ids=None,
+                             position_ids=None) -> Tensor  # (T, H)
+
+    ``input_ids`` ``(T,)`` are the sequences concatenated, ``cu_seqlens`` ``(B + 1,)`` their
+    offsets; positions restart at 0 in each sequence. Sequence ``i``'s first ([CLS]) row is
+    ``out[cu_seqlens[i]]``.
     """
 
     def __init__(
@@ -155,6 +175,8 @@ class BertModel(nn.Module):
         self.attention_choice: Choice | None = None
         self.attention_fallback: str | None = None  # why the last call switched attention, if it did
         self.validate_inputs = True
+        self.pack_inputs = True
+        self.last_call_packed = False
         self._fallback_ops: dict[tuple[Any, ...], Any] = {}
 
     # -- conveniences ----------------------------------------------------------------------------
@@ -259,40 +281,31 @@ class BertModel(nn.Module):
             inputs_embeds=inputs_embeds, past_key_values_length=past,
         )  # (B, S, H)
 
-        # Masks are described once per forward; each attention converts (and caches) the form it needs.
-        mask = self_attention_mask(attention_mask, causal=spec.is_decoder, query_offset=past)
-        encoder_mask = cross_attention_mask(encoder_attention_mask) if encoder_hidden_states is not None else None
-        head_masks = self._per_layer_head_mask(head_mask, x.dtype)
-        override = self._attention_for_call(bool(output_attentions), head_mask is not None, x)
-        extra = {"attention": override} if override is not None else {}
-
+        packed = self._packed_plan(
+            attention_mask, need_padded=bool(output_attentions) or head_mask is not None
+            or handle is not None or encoder_hidden_states is not None, x=x,
+        )
+        self.last_call_packed = packed is not None
         hidden_states: list[Tensor] = [x]
         attentions: list[Tensor] = []
         cross_attentions: list[Tensor] = []
-        for i, layer in enumerate(self.encoder.layer):
-            out: LayerOutput = layer(
-                x,
-                mask=mask,
-                head_mask=head_masks[i],
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_mask=encoder_mask,
-                past_key_value=handle.layers[i] if handle is not None else None,
-                use_cache=use_cache,
-                output_attentions=bool(output_attentions),
-                **extra,
+        if packed is not None:
+            # Packed: real tokens only, (T, H), through every layer; re-padded at the end.
+            packing, op = packed
+            packed_mask = packing.attention_mask(causal=spec.is_decoder)
+            extra = {"attention": op} if op is not None else {}
+            h = packing.pack(x)  # (T, H)
+            for layer in self.encoder.layer:
+                h = layer(h, mask=packed_mask, **extra).hidden_states
+                if output_hidden_states:
+                    hidden_states.append(packing.unpack(h))  # (B, S, H)
+            x = hidden_states[-1] if output_hidden_states else packing.unpack(h)  # (B, S, H), zeros at padding
+        else:
+            x = self._run_padded(
+                x, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask, handle, past,
+                use_cache, bool(output_attentions), bool(output_hidden_states), hidden_states, attentions,
+                cross_attentions,
             )
-            x = out.hidden_states
-            if output_hidden_states:
-                hidden_states.append(x)
-            if output_attentions:
-                if out.self_attention is None:
-                    raise IncompatibleComponentError(
-                        f"layer {i} ({type(layer).__name__}) returned no attention weights although "
-                        "output_attentions=True; build the model with attention='eager' or 'auto'"
-                    )
-                attentions.append(out.self_attention)
-                if out.cross_attention is not None:
-                    cross_attentions.append(out.cross_attention)
 
         pooled = None
         if self.pooler is not None:
@@ -308,6 +321,181 @@ class BertModel(nn.Module):
             cross_attentions=tuple(cross_attentions) if output_attentions else None,
         )
         return output if return_dict is None or return_dict else output.to_tuple()
+
+    def _run_padded(
+        self,
+        x: Tensor,
+        attention_mask: Tensor | None,
+        head_mask: Tensor | None,
+        encoder_hidden_states: Tensor | None,
+        encoder_attention_mask: Tensor | None,
+        handle: CacheHandle | None,
+        past: int,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+        hidden_states: list[Tensor],
+        attentions: list[Tensor],
+        cross_attentions: list[Tensor],
+    ) -> Tensor:
+        """The padded layer loop: ``(B, S, H)`` → ``(B, S, H)``; appends to the output lists."""
+        spec = self.spec
+        # Masks are described once per forward; each attention converts (and caches) the form it needs.
+        mask = self_attention_mask(attention_mask, causal=spec.is_decoder, query_offset=past)
+        encoder_mask = cross_attention_mask(encoder_attention_mask) if encoder_hidden_states is not None else None
+        head_masks = self._per_layer_head_mask(head_mask, x.dtype)
+        override = self._attention_for_call(output_attentions, head_mask is not None, x)
+        extra = {"attention": override} if override is not None else {}
+        for i, layer in enumerate(self.encoder.layer):
+            out: LayerOutput = layer(
+                x,
+                mask=mask,
+                head_mask=head_masks[i],
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_mask=encoder_mask,
+                past_key_value=handle.layers[i] if handle is not None else None,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                **extra,
+            )
+            x = out.hidden_states
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                if out.self_attention is None:
+                    raise IncompatibleComponentError(
+                        f"layer {i} ({type(layer).__name__}) returned no attention weights although "
+                        "output_attentions=True; build the model with attention='eager' or 'auto'"
+                    )
+                attentions.append(out.self_attention)
+                if out.cross_attention is not None:
+                    cross_attentions.append(out.cross_attention)
+        return x
+
+    def forward_packed(
+        self,
+        input_ids: Tensor,
+        cu_seqlens: Tensor,
+        max_seqlen: int | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Run already packed sequences: ``(T,)`` ids → ``(T, H)`` last hidden states.
+
+        No padding exists anywhere: the embeddings see the concatenated tokens with per-sequence
+        positions, every layer runs on ``(T, H)`` and attention is variable-length. Equal, row
+        for row, to ``forward`` on the padded batch (within float rounding).
+
+        Args:
+            input_ids: ``(T,)`` token ids, the batch's sequences concatenated.
+            cu_seqlens: ``(B + 1,)`` integer offsets: sequence ``i`` is ``input_ids[cu[i]:cu[i+1]]``.
+            max_seqlen: the longest sequence (optional; computed from ``cu_seqlens`` anyway).
+            token_type_ids: ``(T,)``; default zeros.
+            position_ids: ``(T,)``; default ``0 .. len - 1`` within each sequence.
+
+        Raises:
+            InputError: bad shapes, dtypes or values (the message names the argument).
+            IncompatibleComponentError: the model has no variable-length attention for packed
+                calls (built with a padded-only attention such as 'sdpa' or 'eager'), or a
+                layer that cannot run packed.
+        """
+        spec = self.spec
+        _expect_tensor("input_ids", input_ids)
+        _expect_tensor("cu_seqlens", cu_seqlens)
+        if input_ids.dim() != 1:
+            raise InputError(f"forward_packed takes input_ids (T,) (sequences concatenated), got shape {tuple(input_ids.shape)}")
+        _expect_integer("input_ids", input_ids)
+        if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 2:
+            raise InputError(f"cu_seqlens must be (B + 1,) offsets with B >= 1, got shape {tuple(cu_seqlens.shape)}")
+        _expect_integer("cu_seqlens", cu_seqlens)
+        total = input_ids.shape[0]
+        packing = Packing.from_cu_seqlens(cu_seqlens.to(input_ids.device))  # one host read of the offsets
+        offsets = packing.offsets
+        if offsets[0] != 0 or offsets[-1] != total or any(b < a for a, b in zip(offsets[:-1], offsets[1:], strict=True)):
+            raise InputError(
+                f"cu_seqlens must start at 0, never decrease and end at T={total} (len(input_ids)); got "
+                f"{offsets[:4]}{'...' if len(offsets) > 4 else ''} ending at {offsets[-1]}"
+            )
+        if max_seqlen is not None and max_seqlen < packing.max_seqlen:
+            raise InputError(f"max_seqlen={max_seqlen} is below the longest sequence ({packing.max_seqlen}) in cu_seqlens")
+        if position_ids is None and packing.max_seqlen > spec.max_position_embeddings:
+            raise InputError(
+                f"a sequence of {packing.max_seqlen} tokens exceeds max_position_embeddings="
+                f"{spec.max_position_embeddings}; truncate it"
+            )
+        for name, ids in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+            if ids is not None:
+                _expect_tensor(name, ids)
+                _expect_integer(name, ids)
+                if ids.shape != (total,):
+                    raise InputError(f"{name} must be (T={total},) like input_ids, got shape {tuple(ids.shape)}")
+        if self.validate_inputs and not torch.compiler.is_compiling():
+            self._check_values(input_ids, token_type_ids, position_ids, None, None)
+        dummy = torch.empty(0, device=input_ids.device, dtype=self.dtype)
+        plan = self._packed_attention(dummy)
+        if plan is None:
+            raise IncompatibleComponentError(
+                "forward_packed needs a variable-length attention and layers that run packed; this model "
+                f"has {self._attention_name()}: build it with attention='auto' or 'flash'"
+            )
+        op = plan[0]
+        if position_ids is None:
+            lengths = packing.cu_seqlens.diff()
+            starts = torch.repeat_interleave(packing.cu_seqlens[:-1].long(), lengths, output_size=total)
+            position_ids = torch.arange(total, device=input_ids.device) - starts  # (T,)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        h = self.embeddings(
+            input_ids=input_ids[None], token_type_ids=token_type_ids[None], position_ids=position_ids[None]
+        )[0]  # (T, H)
+        mask = packing.attention_mask(causal=spec.is_decoder)
+        extra = {"attention": op} if op is not None else {}
+        for layer in self.encoder.layer:
+            h = layer(h, mask=mask, **extra).hidden_states
+        return h
+
+    # -- packed execution helpers --------------------------------------------------------------------
+    def _attention_name(self) -> str:
+        choice = self.attention_choice
+        return f"attention {choice.record.full_name!r}" if choice is not None else "no recorded attention choice"
+
+    def _packed_attention(self, x: Tensor) -> tuple[Any] | None:
+        """``(op,)`` for a packed call (op None = the layers' own attention), or None when this
+        model cannot run packed on ``x``'s device and dtype. Decided once per device/dtype."""
+        choice = self.attention_choice
+        if choice is None or choice.packed is None or not self.pack_inputs:
+            return None
+        if not all(getattr(layer, "supports_packed", False) for layer in self.encoder.layer):
+            return None
+        key = ("packed", x.device.type, x.dtype)
+        if key not in self._fallback_ops:
+            from bertzoo.selection import request_for, unmet
+
+            record = choice.packed
+            request = request_for(self.spec, device=x.device, dtype=x.dtype, varlen=True)
+            if unmet(record, request):
+                self._fallback_ops[key] = None
+            elif record is choice.record:
+                self._fallback_ops[key] = (None,)  # the layers' own attention is variable-length
+            else:
+                self._fallback_ops[key] = (record.build(self.spec),)
+        plan: tuple[Any] | None = self._fallback_ops[key]
+        return plan
+
+    def _packed_plan(self, attention_mask: Tensor | None, *, need_padded: bool, x: Tensor) -> tuple[Packing, Any] | None:
+        """The packing and attention op of a packed call, or None to run padded.
+
+        Padded when the call needs what only the padded path has (weights, head_mask, a cache,
+        encoder states), a 4-D mask was given, the model has no variable-length attention, or a
+        row's real tokens are not contiguous (a mask with holes).
+        """
+        if need_padded or (attention_mask is not None and attention_mask.dim() != 2):
+            return None
+        plan = self._packed_attention(x)
+        if plan is None:
+            return None
+        packing = packing_from_mask(attention_mask, x.shape[0], x.shape[1], x.device)
+        return None if packing is None else (packing, plan[0])
 
     # -- forward helpers ---------------------------------------------------------------------------
     def _per_layer_head_mask(self, head_mask: Tensor | None, dtype: torch.dtype) -> list[Tensor | None]:

@@ -6,11 +6,18 @@ The choice is explained: :class:`Choice` records why each other candidate was pa
 ``bertzoo build ... --explain`` prints it. An explicitly named implementation that cannot
 serve the request raises instead of silently degrading (transformers' sdpa returns ``()``
 attentions; we do not).
+
+Packed execution: for an encoder, the choice also names the implementation that runs packed calls
+(real tokens only, ``(T, h, d)`` with ``cu_seqlens``; see :class:`bertzoo.model.BertModel`): the
+chosen one when it is variable-length, else, under ``auto``, the best variable-length one
+(``Request(varlen=True)``). Packing is always at least as fast here: on the issue-6 workload
+(47% padding) it runs 1.5-2x the padded sdpa path, and an unpadded batch packs with a free reshape
+and one batched attention call (``benchmarks/encoder.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bertzoo.errors import IncompatibleComponentError
@@ -45,12 +52,17 @@ class Choice:
     reasons: dict[str, str] = field(default_factory=dict)
     # the registry the choice was made from, so per-call fallbacks look in the same place
     registry: Registry | None = field(default=None, repr=False, compare=False)
+    # the variable-length implementation that runs packed calls, or None (no packed execution)
+    packed: ComponentRecord | None = field(default=None, compare=False)
+    packed_reason: str = ""
 
     def explain(self) -> str:
         head = f"attention: {self.record.full_name}" + (" (auto)" if self.auto else " (named in the spec)")
         lines = [head, f"  request: device={self.request.device} dtype={self.request.dtype} "
                        f"needs={','.join(sorted(self.request.needs())) or 'nothing special'}"]
         lines += [f"  {name}: {why}" for name, why in self.reasons.items()]
+        if self.packed_reason:
+            lines.append(f"  packed execution: {self.packed_reason}")
         return "\n".join(lines)
 
 
@@ -135,10 +147,33 @@ def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
 
 
 def resolve_attention(spec: Any, registry: Registry, *, device: Any = None, dtype: Any = None) -> tuple[ComponentRecord, Choice]:
-    """The attention record a model is built with, and the explained choice."""
+    """The attention record a model is built with, and the explained choice (including the
+    implementation for packed calls, see :func:`packed_choice`)."""
     request = request_for(spec, device=device, dtype=dtype)
     choice = choose(registry, request, spec.components.attention.name)
+    choice.packed, choice.packed_reason = packed_choice(spec, registry, choice)
     return choice.record, choice
+
+
+def packed_choice(spec: Any, registry: Registry, choice: Choice) -> tuple[ComponentRecord | None, str]:
+    """Which implementation runs packed calls of a model built with ``choice``, and why.
+
+    Encoders only (a decoder's cache and cross-attention need padded keys). Packed calls are
+    those without attention weights, ``head_mask`` or a 4-D mask, whose padding leaves each
+    row's real tokens contiguous; the others run padded on ``choice.record``.
+    """
+    if spec.is_decoder:
+        return None, "off (decoder: causal cache and cross-attention run padded)"
+    when = "calls without weights, head_mask or a 4-D mask run on real tokens only"
+    if choice.record.capabilities.get("varlen", False):
+        return choice.record, f"{choice.record.full_name} ({when})"
+    if not choice.auto:
+        return None, f"off ({choice.record.full_name} was named and is not variable-length; name 'flash' or use 'auto')"
+    try:
+        varlen = choose(registry, replace(choice.request, varlen=True))
+    except IncompatibleComponentError:
+        return None, "off (no registered variable-length attention can serve this model)"
+    return varlen.record, f"{varlen.record.full_name} ({when}; padded calls use {choice.record.full_name})"
 
 
 def explain_attention(spec: Any, registry: Registry | None = None, *, device: Any = None, dtype: Any = None) -> str:

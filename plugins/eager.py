@@ -219,9 +219,22 @@ class BertSelfAttention(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """``(B, S, H)`` → ``(B, S, H)`` context (before the output projection) and weights or None.
 
-        ``source`` is the encoder states ``(B, S_enc, H)`` for cross-attention. A cache keeps
-        self-attention K/V across steps and cross-attention K/V after the first step.
+        Packed ``(T, H)`` input (self-attention only, ``mask.cu_seqlens`` set) gives ``(T, H)``:
+        q/k/v are ``(T, h, d)`` views, no transpose. ``source`` is the encoder states
+        ``(B, S_enc, H)`` for cross-attention. A cache keeps self-attention K/V across steps and
+        cross-attention K/V after the first step.
         """
+        attend = op or self.op
+        dropout_p = self.dropout_p if self.training else 0.0
+        if hidden_states.dim() == 2:  # packed (T, H)
+            if self.is_cross or cache is not None:
+                raise InputError("packed (T, H) hidden states serve self-attention without a cache only")
+            T, H = hidden_states.shape
+            q, k, v = (proj(hidden_states).view(T, self.num_heads, self.head_dim)
+                       for proj in (self.query, self.key, self.value))  # (T, h, d)
+            context, weights = attend(q, k, v, mask=mask, dropout_p=dropout_p, scale=self.scale,
+                                      need_weights=need_weights, head_mask=head_mask)
+            return context.reshape(T, H), weights  # (T, H)
         B, S, H = hidden_states.shape
         q = self._heads(self.query(hidden_states))  # (B, h, S, d)
         if self.is_cross:
@@ -237,10 +250,10 @@ class BertSelfAttention(nn.Module):
             k, v = self._heads(self.key(hidden_states)), self._heads(self.value(hidden_states))  # (B, h, S, d)
             if cache is not None:
                 k, v = cache.update(k, v)  # (B, h, S_past + S, d)
-        context, weights = (op or self.op)(
+        context, weights = attend(
             q, k, v,
             mask=mask,
-            dropout_p=self.dropout_p if self.training else 0.0,
+            dropout_p=dropout_p,
             scale=self.scale,
             need_weights=need_weights,
             head_mask=head_mask,
@@ -258,7 +271,10 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(spec.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, residual: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+        x = self.dropout(self.dense(hidden_states))
+        # without autograd, add the residual into the fresh projection output: one buffer less
+        x = x + residual if x.requires_grad or residual.requires_grad else x.add_(residual)
+        return self.LayerNorm(x)
 
 
 BertOutput = BertSelfOutput  # the FFN output block is the same module with in_features = I
@@ -286,11 +302,18 @@ class BertIntermediate(nn.Module):
         self.act = get_activation(spec.hidden_act)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
-        return self.act(self.dense(hidden_states))  # (B, S, I)
+        x = self.dense(hidden_states)  # (B, S, I) or packed (T, I)
+        if self.act is F.gelu and not x.requires_grad:
+            return torch.ops.aten.gelu_(x)  # in place: the largest activation of the layer, no copy
+        return self.act(x)
 
 
 class BertLayer(nn.Module):
     """Post-LayerNorm BERT block: self-attention, optional cross-attention, feed-forward.
+
+    Runs on padded ``(B, S, H)`` or packed ``(T, H)`` hidden states (``supports_packed``): the
+    trunk packs only when every layer says it can. Packed calls carry a mask with
+    ``cu_seqlens`` and need a variable-length attention op; cross-attention and caches are padded only.
 
     Args:
         spec: the model spec.
@@ -298,6 +321,8 @@ class BertLayer(nn.Module):
         cross_attention: the op for cross-attention; when given, the layer has the
             ``crossattention.*`` modules (HF builds them iff ``add_cross_attention``).
     """
+
+    supports_packed: ClassVar[bool] = True
 
     def __init__(self, spec: Any, attention: Attention, cross_attention: Attention | None = None) -> None:
         super().__init__()
@@ -320,7 +345,7 @@ class BertLayer(nn.Module):
         output_attentions: bool = False,
         attention: Attention | None = None,
     ) -> LayerOutput:
-        """``(B, S, H)`` → :class:`LayerOutput` ``(B, S, H)``.
+        """``(B, S, H)`` → :class:`LayerOutput` ``(B, S, H)``; packed ``(T, H)`` → ``(T, H)``.
 
         Cross-attention runs when encoder states are given (as in HF; without them it is
         skipped). ``attention`` replaces the built op(s) for this call only (the trunk uses it

@@ -25,26 +25,22 @@ Not supported: cross-attention, a KV cache offset, explicit additive masks, weig
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertzoo.errors import IncompatibleComponentError, InputError
-from bertzoo.interfaces import AttentionMask
-
-
-def cu_seqlens_from_padding(key_padding: Tensor) -> tuple[Tensor, int]:
-    """``(B, S)`` bool padding mask (right padding) → ``(B + 1,)`` int32 offsets and the longest length."""
-    lengths = key_padding.sum(dim=-1, dtype=torch.int32)
-    cu = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
-    return cu, int(lengths.max()) if lengths.numel() else 0
+from bertzoo.interfaces import AttentionCapabilities, AttentionMask
+from bertzoo.masks import OFFSETS, Packing, packing_from_mask
+from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
 
 
 def _offsets(mask: AttentionMask) -> list[int]:
-    """``cu_seqlens`` as a Python list, converted once per forward (a device sync on GPU)."""
-    cached = mask.cache.get("bertzoo:flash:offsets")
+    """``cu_seqlens`` as a Python list, read once per forward (a device sync on GPU) and kept in
+    ``mask.cache[OFFSETS]``; the trunk's packed path puts it there when it packs."""
+    cached = mask.cache.get(OFFSETS)
     if cached is None:
         if mask.cu_seqlens is None:
             raise InputError(
@@ -52,13 +48,26 @@ def _offsets(mask: AttentionMask) -> list[int]:
                 "sequence; build the AttentionMask with cu_seqlens and max_seqlen"
             )
         cached = [int(x) for x in mask.cu_seqlens.tolist()]
-        mask.cache["bertzoo:flash:offsets"] = cached
+        mask.cache[OFFSETS] = cached
     return cached
 
 
 def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: bool,
                 dropout_p: float, scale: float | None) -> Tensor:
-    """Per-sequence SDPA over packed ``(T, h, d)`` tensors; every device and dtype SDPA has."""
+    """Per-sequence SDPA over packed ``(T, h, d)`` tensors; every device and dtype SDPA has.
+
+    When every sequence has the same length (an unpadded batch) it is one batched call instead.
+    """
+    lengths = {end - start for start, end in pairwise(offsets)}
+    if len(lengths) == 1 and len(offsets) > 2 and offsets[-1]:
+        batch, length = len(offsets) - 1, offsets[-1] // (len(offsets) - 1)
+
+        def batched(t: Tensor) -> Tensor:
+            return t.unflatten(0, (batch, length)).transpose(1, 2)  # (B, h, L, d) view
+
+        o = F.scaled_dot_product_attention(batched(q), batched(k), batched(v), dropout_p=dropout_p,
+                                           is_causal=causal, scale=scale)
+        return o.transpose(1, 2).reshape(q.shape[0], q.shape[1], v.shape[-1])
     outs = []
     for start, end in pairwise(offsets):
         if end == start:
@@ -96,27 +105,19 @@ def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal
                        window_size=(-1, 0) if causal else (-1, -1))
 
 
-def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> tuple[Tensor | None, AttentionMask]:
-    """For padded input: flat indices of real tokens in ``B * S`` (None = all) and the packed mask, once per forward."""
+def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> Packing:
+    """For padded input: the :class:`~bertzoo.masks.Packing` of the batch and its packed mask, once per forward."""
     cached = mask.cache.get(("bertzoo:flash:plan", b, s))
     if cached is not None:
         return cached
-    keep: Tensor | None
-    if mask.key_padding is None or bool(mask.key_padding.all()):
-        keep = None
-        real = torch.ones(b, s, dtype=torch.bool, device=device)
-    else:
-        real = mask.key_padding.to(device=device, dtype=torch.bool)
+    packing = packing_from_mask(mask.key_padding, b, s, device)
+    if packing is None:
         # Varlen kernels take each sequence as one contiguous run: left padding works, holes do not.
-        runs = real.int().diff(dim=-1).clamp(min=0).sum(-1) + real[:, 0].int()
-        if bool((runs > 1).any()):
-            raise InputError(
-                "attention 'bertzoo:flash' needs each sequence's real tokens contiguous (left or right "
-                "padding), but the attention mask has holes; use attention='sdpa' for such masks"
-            )
-        keep = real.flatten().nonzero().squeeze(1)
-    cu, max_len = cu_seqlens_from_padding(real)
-    plan = (keep, AttentionMask(causal=mask.causal, cu_seqlens=cu, max_seqlen=max_len))
+        raise InputError(
+            "attention 'bertzoo:flash' needs each sequence's real tokens contiguous (left or right "
+            "padding), but the attention mask has holes; use attention='sdpa' for such masks"
+        )
+    plan = (packing, packing.attention_mask(causal=mask.causal))
     mask.cache[("bertzoo:flash:plan", b, s)] = plan
     return plan
 
@@ -126,6 +127,8 @@ class FlashAttention(nn.Module):
 
     Built by the factory as ``FlashAttention(spec)``.
     """
+
+    capabilities: ClassVar[AttentionCapabilities] = FLASH_CAPABILITIES
 
     def __init__(self, spec: Any = None) -> None:
         super().__init__()
@@ -154,16 +157,13 @@ class FlashAttention(nn.Module):
             return self._packed(query, key, value, mask, dropout_p, scale), None
         # padded self-attention: gather real tokens, attend packed, scatter back with zeros at padding
         b, h, s, d = query.shape
-        keep, packed_mask = _gather_plan(mask, b, s, query.device)
+        packing, packed_mask = _gather_plan(mask, b, s, query.device)
 
         def pack(t: Tensor) -> Tensor:
-            flat = t.transpose(1, 2).reshape(b * s, h, t.shape[-1])  # (B*S, h, d)
-            return flat if keep is None else flat.index_select(0, keep)
+            return packing.pack(t.transpose(1, 2))  # (B, S, h, d) -> (T, h, d)
 
         out = self._packed(pack(query), pack(key), pack(value), packed_mask, dropout_p, scale)
-        if keep is not None:
-            out = out.new_zeros(b * s, h, out.shape[-1]).index_copy_(0, keep, out)
-        return out.view(b, s, h, -1).transpose(1, 2), None
+        return packing.unpack(out).transpose(1, 2), None  # (B, h, S, d), zeros at padding
 
     def _packed(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, dropout_p: float,
                 scale: float | None) -> Tensor:

@@ -22,15 +22,16 @@ implementation that can, see :mod:`bertzoo.selection`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertzoo.errors import IncompatibleComponentError, InputError
-from bertzoo.interfaces import AttentionMask
+from bertzoo.interfaces import AttentionCapabilities, AttentionMask
 from bertzoo.masks import additive_mask, boolean_mask, empty_rows
+from bertzoo.plugins.register_sdpa import SDPA_CAPABILITIES
 
 
 @dataclass
@@ -78,6 +79,8 @@ class SdpaAttention(nn.Module):
 
     Built by the factory as ``SdpaAttention(spec)``.
     """
+
+    capabilities: ClassVar[AttentionCapabilities] = SDPA_CAPABILITIES
 
     def __init__(self, spec: Any = None) -> None:
         super().__init__()
