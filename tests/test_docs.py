@@ -135,6 +135,7 @@ def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow  # one Python process per page; the user guide loads MiniLM several times
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page: str, tmp_path: Path, hub_cache: Path) -> None:
     found = blocks(page)

@@ -70,7 +70,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         try:
             cases = plugin_cases(plugin)
         except BertzooError as exc:
-            items.append(ConformanceItem.from_parent(session, name=f"{PREFIX}/{plugin}", error=str(exc)))
+            name = f"{PREFIX}/{plugin}"
+            items.append(ConformanceItem.from_parent(session, name=name, nodeid=name, error=str(exc)))
             continue
         for case in cases:
-            items.append(ConformanceItem.from_parent(session, name=f"{PREFIX}/{case.id}", case=case))
+            name = f"{PREFIX}/{case.id}"
+            items.append(ConformanceItem.from_parent(session, name=name, nodeid=name, case=case))
