@@ -24,7 +24,7 @@ from bertzoo.errors import BertzooError, SpecError
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 # Modules that add sub-commands: each defines ``add_parser(subparsers)``. Import must stay light.
-COMMAND_MODULES: tuple[str, ...] = ("bertzoo.commands.spec", "bertzoo.commands.verify")
+COMMAND_MODULES: tuple[str, ...] = ("bertzoo.commands.spec", "bertzoo.commands.verify", "bertzoo.commands.main_job")
 
 
 def _print_table(rows: list[list[str]], header: list[str]) -> None:
