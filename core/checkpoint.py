@@ -607,6 +607,18 @@ def from_pretrained(
     head_cls = reg.get("head", head_name).load() if head_name is not None else None
     config_options: dict[str, Any] = {}
     if head_cls is not None:
+        # A bertzoo save records the head's options; they are the base when the same head is
+        # asked for (plugin heads need no config.json hooks). HF keys in config.json win.
+        saved_head = (saved.get("components") or {}).get("head")
+        saved_name = str(saved_head.get("name") or "") if isinstance(saved_head, Mapping) else ""
+        if (
+            saved_name
+            and isinstance(saved_head, Mapping)
+            and isinstance(saved_head.get("options"), Mapping)
+            and reg.is_component("head", saved_name)
+            and reg.get("head", saved_name).full_name == reg.get("head", head_name).full_name
+        ):
+                config_options.update(saved_head["options"])
         if hasattr(head_cls, "options_from_hf_config"):
             config_options.update(head_cls.options_from_hf_config(dict(config)))
         if st_info is not None and hasattr(head_cls, "options_from_sentence_transformers"):

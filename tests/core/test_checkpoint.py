@@ -486,3 +486,30 @@ def test_head_save_loads_in_transformers(tmp_path: Path, head_registry: Registry
     ids = torch.randint(1, 100, (2, 9))
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids), theirs.eval()(input_ids=ids).logits, atol=1e-5, rtol=0)
+
+
+class HooklessHead(nn.Module):
+    """A plugin head with no config.json hooks: its options live only in bertzoo's saved record."""
+
+    uses_pooler = True
+    classifier_keys = ("classifier",)
+
+    def __init__(self, bert: nn.Module, spec: ModelSpec, num_labels: int = 2,
+                 id2label: dict[int, str] | None = None) -> None:
+        super().__init__()
+        self.bert = bert
+        self.spec = spec
+        self.classifier = nn.Linear(spec.hidden_size, num_labels)
+
+
+def test_saved_head_options_reload_without_hooks(tmp_path: Path, head_registry: Registry) -> None:
+    assert not hasattr(HooklessHead, "options_from_hf_config")
+    head_registry.register("head", "hookless", HooklessHead, plugin="tests", options=SeqClsOptions)
+    model = bertzoo.build(dict(TINY), head="hookless", num_labels=5, registry=head_registry).eval()
+    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    loaded = ckpt.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
+    assert isinstance(loaded, HooklessHead) and loaded.load_report.clean
+    assert loaded.classifier.out_features == 5
+    # asking for the head by name uses the saved options too
+    named = ckpt.from_pretrained(tmp_path / "m", head="hookless", registry=head_registry)
+    assert named.classifier.out_features == 5
