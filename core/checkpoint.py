@@ -618,7 +618,7 @@ def from_pretrained(
             and reg.is_component("head", saved_name)
             and reg.get("head", saved_name).full_name == reg.get("head", head_name).full_name
         ):
-                config_options.update(saved_head["options"])
+            config_options.update(saved_head["options"])
         if hasattr(head_cls, "options_from_hf_config"):
             config_options.update(head_cls.options_from_hf_config(dict(config)))
         if st_info is not None and hasattr(head_cls, "options_from_sentence_transformers"):
