@@ -306,7 +306,10 @@ def apply_overrides(spec: ModelSpec, overrides: Mapping[str, Any], registry: Any
     """
     data = spec.to_dict()
     pending_options: dict[str, Any] = {}
-    for key, value in overrides.items():
+    # Component choices first, so a dotted option override given in the same call lands on the
+    # newly chosen component instead of being replaced by it.
+    ordered = sorted(overrides.items(), key=lambda item: item[0] not in COMPONENT_KINDS)
+    for key, value in ordered:
         if value is None:
             continue
         if "." in key:

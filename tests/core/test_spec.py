@@ -246,3 +246,13 @@ def test_yaml_dump_is_plain_and_ordered() -> None:
     data = yaml.safe_load(full_spec().to_yaml())
     assert list(data)[:3] == ["name", "vocab_size", "hidden_size"]
     assert data["components"]["pooler"] is None
+
+
+def test_dotted_option_override_survives_a_component_choice_in_the_same_call() -> None:
+    from bertzoo.spec import apply_overrides
+
+    overrides = {"components.head.options.num_labels": 4, "head": "sequence-classification"}
+    spec = apply_overrides(ModelSpec(), overrides)
+    assert spec.components.head is not None
+    assert spec.components.head.name == "sequence-classification"
+    assert spec.components.head.options == {"num_labels": 4}
