@@ -249,8 +249,6 @@ def test_yaml_dump_is_plain_and_ordered() -> None:
 
 
 def test_dotted_option_override_survives_a_component_choice_in_the_same_call() -> None:
-    from bertzoo.spec import apply_overrides
-
     overrides = {"components.head.options.num_labels": 4, "head": "sequence-classification"}
     spec = apply_overrides(ModelSpec(), overrides)
     assert spec.components.head is not None
