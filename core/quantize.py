@@ -28,6 +28,7 @@ sensitive, and it runs only at mask positions).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -87,10 +88,18 @@ class Int8Linear(nn.Module):
     qweight_t: Tensor
     weight_scale: Tensor
     bias: Tensor | None
+    smooth: Tensor | None
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, input_absmax: Tensor | None = None, alpha: float = 0.5) -> None:
         super().__init__()
         weight = linear.weight.detach().float()  # (out, in)
+        smooth = None
+        if input_absmax is not None:
+            # SmoothQuant: x W^T = (x / s)(W s)^T; s_j = max|x_j|^a / max|W_:,j|^(1-a) moves outliers into W
+            w_max = weight.abs().amax(dim=0).clamp(min=1e-5)  # (in,)
+            s = (input_absmax.float().clamp(min=1e-5) ** alpha / w_max ** (1 - alpha)).clamp(min=1e-5)
+            weight = weight * s
+            smooth = 1.0 / s
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # (out,)
         qweight = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
         self.in_features, self.out_features = linear.in_features, linear.out_features
@@ -98,13 +107,17 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight_scale", scale)  # (out,)
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self.register_buffer("bias", bias)
+        self.register_buffer("smooth", smooth)  # (in,) 1/s, or None
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-token/per-channel"
+        smooth = ", smoothed" if self.smooth is not None else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-token/per-channel{smooth}"
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1]).float()  # (M, in)
+        if self.smooth is not None:
+            x2 = x2 * self.smooth
         # absmax per row without an |x| temporary (large temporaries cost page faults on every call)
         x_scale = torch.linalg.vector_norm(x2, float("inf"), dim=1, keepdim=True).clamp_(min=1e-8).div_(127.0)
         xq = torch.div(x2, x_scale).round_().to(torch.int8)  # (M, in)
@@ -119,15 +132,21 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
 
 
-def _swap_linears(model: nn.Module, make: type[nn.Module], prefix: str, skip: tuple[str, ...]) -> int:
+def _prefix_for(model: nn.Module, prefix: str) -> str:
     if not isinstance(getattr(model, "bert", None), nn.Module) and prefix.startswith("bert."):
-        prefix = prefix[len("bert."):]  # a bare trunk: its layers are at encoder.*
+        return prefix[len("bert."):]  # a bare trunk: its layers are at encoder.*
+    return prefix
+
+
+def _swap_linears(model: nn.Module, make: Callable[[str, nn.Linear], nn.Module], prefix: str,
+                  skip: tuple[str, ...]) -> int:
+    prefix = _prefix_for(model, prefix)
     count = 0
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
             if isinstance(child, nn.Linear) and full.startswith(prefix) and not any(s in full for s in skip):
-                setattr(module, child_name, make(child))
+                setattr(module, child_name, make(full, child))
                 count += 1
     return count
 
@@ -141,16 +160,56 @@ def cast_linear_bf16(model: nn.Module, *, prefix: str = "bert.encoder.", skip: t
     param = next(model.parameters())
     if param.dtype != torch.float32:
         raise InputError(f"bf16 matmuls start from float32 weights, got {param.dtype}; load with dtype='float32'")
-    count = _swap_linears(model, BFloat16Linear, prefix, skip)
+    count = _swap_linears(model, lambda _, linear: BFloat16Linear(linear), prefix, skip)
     logger.info("%d Linear layers multiply in bfloat16", count)
     return model
 
 
-def quantize_int8(model: nn.Module, *, prefix: str = "bert.encoder.", skip: tuple[str, ...] = ()) -> nn.Module:
+# Calibration text for the smoothing factors: short and long, prose, code, numbers, other scripts.
+# Only the per-channel maximum of each layer's input is taken from it.
+CALIBRATION_TEXTS: tuple[str, ...] = (
+    "", "ok", "Hello world!", "What is the capital of France?",
+    "The quick brown fox jumps over the lazy dog.",
+    "Transformers use attention to mix information across the tokens of a sequence.",
+    "I can't believe it's not butter!", "Stock prices fell sharply on Tuesday after the announcement.",
+    "def foo(x): return x + 1", "Das ist ein deutscher Satz.", "1 2 3 4 5 6 7 8 9 10",
+)
+
+
+def input_absmax(model: nn.Module, run: Callable[[], object], *, prefix: str = "bert.encoder.") -> dict[str, Tensor]:
+    """Per-channel ``max |x|`` of the input of every ``nn.Linear`` under ``prefix`` while ``run()`` runs.
+
+    Returns:
+        qualified name → ``(in_features,)`` tensor.
+    """
+    prefix = _prefix_for(model, prefix)
+    stats: dict[str, Tensor] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and name.startswith(prefix):
+            def hook(_: nn.Module, args: tuple[Tensor, ...], name: str = name) -> None:
+                x = args[0].detach()
+                absmax = x.reshape(-1, x.shape[-1]).abs().amax(dim=0).float()
+                stats[name] = torch.maximum(stats[name], absmax) if name in stats else absmax
+            hooks.append(module.register_forward_pre_hook(hook))
+    try:
+        run()
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return stats
+
+
+def quantize_int8(model: nn.Module, *, calibrate: Callable[[], object] | None = None, alpha: float = 0.5,
+                  prefix: str = "bert.encoder.", skip: tuple[str, ...] = ()) -> nn.Module:
     """Replace the ``nn.Linear`` layers under ``prefix`` with :class:`Int8Linear`, in place.
 
     Args:
-        model: a head model (trunk at ``.bert``) or a trunk (then use ``prefix="encoder."``).
+        model: a head model (trunk at ``.bert``) or a trunk.
+        calibrate: runs the float model on some text (e.g. :data:`CALIBRATION_TEXTS`); each layer's
+            input channel maxima then set SmoothQuant factors (``alpha`` = migration strength).
+            Without it, no smoothing: on all-MiniLM-L6-v2, cosine to fp32 drops from 0.995 to
+            0.984 min on very short texts (0.998 → 0.997 on paragraphs).
         prefix: only Linear layers whose qualified name starts with this are quantised.
         skip: substrings of qualified names to keep in float (sensitive layers).
 
@@ -167,6 +226,12 @@ def quantize_int8(model: nn.Module, *, prefix: str = "bert.encoder.", skip: tupl
         raise InputError(f"int8 quantisation starts from float32 weights, got {param.dtype}; load with dtype='float32'")
     if not _int_mm_works():
         raise InputError(f"torch {torch.__version__} has no CPU int8 matmul (torch._int_mm); use dtype='bfloat16' instead")
-    count = _swap_linears(model, Int8Linear, prefix, skip)
-    logger.info("quantised %d Linear layers to int8 (per-token activations, per-channel weights)", count)
+    stats = input_absmax(model, calibrate, prefix=prefix) if calibrate is not None else {}
+
+    def make(name: str, linear: nn.Linear) -> nn.Module:
+        return Int8Linear(linear, stats.get(name), alpha)
+
+    count = _swap_linears(model, make, prefix, skip)
+    logger.info("quantised %d Linear layers to int8 (per-token activations, per-channel weights%s)", count,
+                ", smoothed" if stats else "")
     return model

@@ -241,6 +241,8 @@ class Pipeline:
         InputError: an unknown task, dtype or quantize value.
     """
 
+    packed: bool
+
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
@@ -284,23 +286,37 @@ class Pipeline:
         self.model.eval()
         self.bert: Any = self.model.bert
         self.bert.validate_inputs = False  # ids come from our own tokenizer; skip the host sync per batch
+        choice = getattr(self.bert, "attention_choice", None)
+        self.packed = hasattr(self.bert, "forward_packed") and getattr(choice, "packed", None) is not None
         if quantize == "int8":
             from bertzoo.quantize import quantize_int8
 
-            quantize_int8(self.model)
+            quantize_int8(self.model, calibrate=self._calibration_run)
         elif dtype_name == "bfloat16":
             from bertzoo.quantize import cast_linear_bf16
 
             cast_linear_bf16(self.model)  # bf16 matmuls, float32 residual stream (see bertzoo.quantize)
         self.device = torch.device(device) if device is not None else self.bert.device
-        # packed execution (real tokens only) when the trunk has a variable-length attention for it
-        choice = getattr(self.bert, "attention_choice", None)
-        self.packed = hasattr(self.bert, "forward_packed") and getattr(choice, "packed", None) is not None
         self._trunk: Any = torch.compile(self.bert, dynamic=True) if compile else self.bert
         self._packed_trunk: Any = self.bert.forward_packed if self.packed else None
         if compile and self.packed:
             self._packed_trunk = torch.compile(self.bert.forward_packed, dynamic=True)
         self._lock = threading.Lock()  # one forward at a time per pipeline (set_num_threads is global)
+
+    def _calibration_run(self) -> None:
+        """The float trunk on :data:`bertzoo.quantize.CALIBRATION_TEXTS` (real tokens only when packed)."""
+        import torch
+
+        from bertzoo.quantize import CALIBRATION_TEXTS
+
+        ids = self.tokenizer.encode_ids(list(CALIBRATION_TEXTS)).ids
+        with torch.inference_mode():
+            if self.packed:
+                flat, cu_seqlens = self.tokenizer.pack(ids)
+                self.bert.forward_packed(flat, cu_seqlens)
+            else:
+                input_ids, attention_mask, _ = self.tokenizer.pad(ids)
+                self.bert(input_ids=input_ids, attention_mask=attention_mask)
 
     def __repr__(self) -> str:
         o = self.options
