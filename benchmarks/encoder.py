@@ -4,39 +4,45 @@ Workload (issue 6): 256 sequences with lengths uniform in [8, 128] (fixed seed),
 in arrival order, right padding to each batch's longest. Shapes: MiniLM (384 hidden, 6 layers,
 12 heads, 1536 FFN) and BERT-base (768, 12, 12, 3072), random weights shared by every row.
 
-Rows (each measured in the same process, alternated round by round, best of ``--reps``):
+Rows (each measured in the same process, rows alternated pass by pass, best of ``--reps``):
 
-- ``hf-eager`` / ``hf-sdpa``: transformers' BertModel with that ``attn_implementation``.
-- ``packed-prototype``: the same HF weights run packed: real tokens gathered once after the
-  embeddings into ``[T, H]``, fused QKV projection, every linear layer on real tokens only,
-  variable-length attention (:func:`bertzoo.plugins.flash.varlen_loop`), re-padded at the end.
-  It shows the headroom that packed execution in ``bertzoo.model`` should reach.
-- ``bertzoo-<attention>``: bertzoo's model loaded from the same weights (once the model lands;
-  a row that cannot run prints why).
+- ``hf-eager`` / ``hf-sdpa``: transformers' BertModel with that ``attn_implementation`` (no pooler).
+- ``hf-sdpa-autocast`` (bf16 tables only): the fp32 model under ``torch.autocast("cpu", bfloat16)``.
+- ``bertzoo-eager`` / ``bertzoo-sdpa``: bertzoo's BertModel from the same weights, padded.
+- ``bertzoo-flash-padded``: attention ``flash`` with packing switched off (``pack_inputs=False``):
+  gathers and scatters around every attention call.
+- ``bertzoo-flash-packed``: attention ``auto`` (what users get): real tokens gathered once into
+  ``[T, H]`` after the embeddings, every layer packed, re-padded at the end.
 
-Printed per row: real tokens/s, ratio to ``hf-sdpa``, model FLOP/s and MFU against a GEMM peak
-measured in the same run (an ``[T, H] x [H, 4H]`` matmul in the same dtype). FLOPs count real
-tokens only: linear layers ``2·T·in·out`` plus attention ``4·Σ len²·H``, per layer.
-bf16 rows run under ``torch.autocast("cpu", dtype=torch.bfloat16)`` and are compared with the bf16
-GEMM peak.
+bf16 tables cast every model's weights to bf16 (a real bf16 model, not autocast) except the
+autocast row. Printed per row: real tokens/s, ratio to ``hf-sdpa``, model GFLOP/s and MFU against
+a GEMM peak timed alternated with the rows (the FFN's ``[2048, H] x [H, 4H]`` GEMM through MKL's
+matmul and through oneDNN, the higher of the two), max error against fp32 ``hf-eager`` on real
+positions of the first batch, and the spread of the timed passes (slowest / fastest). FLOPs count
+real tokens only: linear layers ``2·T·in·out`` plus attention ``4·Σ len²·H``, per layer.
 
-Run: ``python benchmarks/encoder.py [--shapes minilm bert-base] [--dtypes fp32 bf16] [--batches 8]
-[--reps 3]``. The full run takes minutes on 2 cores; ``--batches 2 --reps 2`` is a quick look.
+Run: ``python benchmarks/encoder.py`` (both shapes, fp32 and bf16, 8 batches, best of 3: about
+10 minutes on 2 quiet cores) or ``python benchmarks/encoder.py --quick`` (2 batches, best of 2,
+fp32). The machine is shared: run when ``uptime`` shows a 1-minute load below ~2.5; the script
+prints the load average at start and end.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import alternate, machine_note, markdown_table  # noqa: E402
 
 SHAPES = {
     "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -81,68 +87,32 @@ def model_flops(shape: dict[str, int], batches: list[Batch]) -> float:
     return float(layers * (linear + attention))
 
 
-def gemm_peak(shape: dict[str, int], dtype: torch.dtype, reps: int = 5) -> float:
-    """FLOP/s of a large ``[T, H] x [H, 4H]`` matmul: the ceiling for the model's FFN-sized GEMMs."""
+def gemm_kernels(shape: dict[str, int], dtype: torch.dtype, repeat: int = 8) -> dict[str, tuple[Callable[[], Any], float]]:
+    """The GEMM peak contenders: name -> (callable, FLOPs per call).
+
+    Each call runs ``repeat`` ``[2048, H] x [H, 4H]`` GEMMs (the FFN's shape) through one CPU GEMM
+    library: ``matmul`` (MKL's sgemm for fp32: what transformers' linears use) and ``onednn`` (the
+    linear bertzoo's layers use in inference). They are timed alternated with the model rows, so
+    the peak sees the same machine state; MFU is reported against the faster one.
+    """
     h = shape["hidden_size"]
-    a, b = torch.randn(2048, h, dtype=dtype), torch.randn(h, 4 * h, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * 2048 * h * 4 * h / best
-
-
-# -- the packed prototype ----------------------------------------------------------------------------------
-
-
-class PackedPrototype:
-    """HF BertModel weights run packed: ``[T, H]`` real tokens through every layer."""
-
-    def __init__(self, hf: Any) -> None:
-        from bertzoo.plugins.flash import varlen_loop
-
-        self.varlen = varlen_loop
-        self.embeddings = hf.embeddings
-        cfg = hf.config
-        self.h, self.d = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
-        self.eps = cfg.layer_norm_eps
-        self.layers = []
-        for layer in hf.encoder.layer:
-            att = layer.attention.self
-            self.layers.append(dict(
-                qkv_w=torch.cat([att.query.weight, att.key.weight, att.value.weight]).detach(),
-                qkv_b=torch.cat([att.query.bias, att.key.bias, att.value.bias]).detach(),
-                o=layer.attention.output.dense, ln1=layer.attention.output.LayerNorm,
-                i=layer.intermediate.dense, out=layer.output.dense, ln2=layer.output.LayerNorm,
-            ))
-
-    @torch.inference_mode()
-    def __call__(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        b, s = input_ids.shape
-        real = attention_mask.bool()
-        keep = real.flatten().nonzero().squeeze(1)  # (T,)
-        lengths = real.sum(-1).tolist()
-        offsets = [0]
-        for n in lengths:
-            offsets.append(offsets[-1] + n)
-        x = self.embeddings(input_ids=input_ids).flatten(0, 1).index_select(0, keep)  # (T, H)
-        t, hidden = x.shape
-        for p in self.layers:
-            qkv = F.linear(x, p["qkv_w"], p["qkv_b"]).view(t, 3, self.h, self.d)  # (T, 3, h, d)
-            ctx = self.varlen(qkv[:, 0], qkv[:, 1], qkv[:, 2], offsets, causal=False, dropout_p=0.0,
-                              scale=self.d**-0.5)  # (T, h, d)
-            x = F.layer_norm(p["o"](ctx.reshape(t, hidden)) + x, (hidden,), p["ln1"].weight, p["ln1"].bias, self.eps)
-            y = p["out"](F.gelu(p["i"](x)))
-            x = F.layer_norm(y + x, (hidden,), p["ln2"].weight, p["ln2"].bias, self.eps)
-        return x.new_zeros(b * s, hidden).index_copy_(0, keep, x).view(b, s, hidden)  # re-pad
+    a, w = torch.randn(2048, h, dtype=dtype), torch.randn(4 * h, h, dtype=dtype)
+    wt = w.t().contiguous()
+    kernels: dict[str, Callable[[], Tensor]] = {"matmul": lambda: a @ wt}
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        kernels["onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+    flops = repeat * 2 * 2048 * h * 4 * h
+    return {name: (lambda fn=fn: [fn() for _ in range(repeat)], flops) for name, fn in kernels.items()}
 
 
 # -- rows ---------------------------------------------------------------------------------------------------
 
 
+Row = Callable[[Batch], Tensor]
+
+
 def hf_models(shape: dict[str, int], seed: int = 0) -> dict[str, Any]:
+    """transformers' BertModel (no pooler) per attn_implementation, all with the same random weights."""
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
@@ -155,105 +125,108 @@ def hf_models(shape: dict[str, int], seed: int = 0) -> dict[str, Any]:
     return models
 
 
-def bertzoo_rows(hf: Any, attentions: list[str]) -> dict[str, Callable[[Batch], Tensor] | str]:
-    """bertzoo's model from the HF weights, one row per attention; a string says why a row cannot run."""
-    rows: dict[str, Callable[[Batch], Tensor] | str] = {}
-    try:
-        import bertzoo
+def bertzoo_models(hf: Any) -> dict[str, Any]:
+    """bertzoo's BertModel from the same weights: padded eager and sdpa, flash padded and packed."""
+    import bertzoo
 
-        folder = tempfile.mkdtemp(prefix="bertzoo-bench-")
-        hf.save_pretrained(folder)
-    except Exception as exc:
-        return {f"bertzoo-{a}": f"n/a ({type(exc).__name__}: {exc})" for a in attentions}
-    for attention in attentions:
-        try:
-            model = bertzoo.from_pretrained(folder, attention=attention).eval()
-        except Exception as exc:  # the model has not landed yet, or this attention is refused
-            rows[f"bertzoo-{attention}"] = f"n/a ({type(exc).__name__}: {str(exc)[:80]})"
-            continue
+    folder = tempfile.mkdtemp(prefix="bertzoo-bench-")
+    hf.save_pretrained(folder)
+    models = {}
+    for name, attention, pack in (("eager", "eager", False), ("sdpa", "sdpa", False),
+                                  ("flash-padded", "flash", False), ("flash-packed", "auto", True)):
+        model = bertzoo.from_pretrained(folder, attention=attention).eval()
+        model.pack_inputs = pack
+        models[name] = model
+    return models
 
-        def run(b: Batch, model: Any = model) -> Tensor:
+
+def hf_row(model: Any, autocast: bool = False) -> Row:
+    def run(b: Batch) -> Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
             return model(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state
-
-        rows[f"bertzoo-{attention}"] = run
-    return rows
+    return run
 
 
-def measure(rows: dict[str, Callable[[Batch], Tensor]], batches: list[Batch], dtype: torch.dtype,
-            reps: int) -> dict[str, float]:
-    """Best-of-``reps`` seconds per pass over ``batches``; rows alternate each round."""
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == torch.bfloat16
-                else contextlib.nullcontext())
-    best = dict.fromkeys(rows, float("inf"))
-    with torch.inference_mode(), autocast:
+def bertzoo_row(model: Any) -> Row:
+    def run(b: Batch) -> Tensor:
+        out = model(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state
+        assert model.last_call_packed == model.pack_inputs, "the row did not run as labelled"
+        return out
+    return run
+
+
+def max_error(rows: dict[str, Row], reference: Row, batch: Batch) -> dict[str, float]:
+    """Largest difference to ``reference`` on the real positions of ``batch``."""
+    real = batch.attention_mask.bool()
+    ref = reference(batch).float()[real]
+    return {name: (fn(batch).float()[real] - ref).abs().max().item() for name, fn in rows.items()}
+
+
+def run_shape(shape_name: str, dtype_name: str, batches: list[Batch], reps: int) -> list[list[str]]:
+    """One table: every row timed over ``batches`` (alternated, best of ``reps``)."""
+    shape, dtype = SHAPES[shape_name], DTYPES[dtype_name]
+    hf = hf_models(shape)
+    ours = bertzoo_models(hf["eager"])
+    for m in (*hf.values(), *ours.values()):
+        m.to(dtype)
+    rows: dict[str, Row] = {f"hf-{k}": hf_row(m) for k, m in hf.items()}
+    if dtype == torch.bfloat16:
+        hf32 = hf_models(shape)["sdpa"]
+        rows["hf-sdpa-autocast"] = hf_row(hf32, autocast=True)
+    rows |= {f"bertzoo-{k}": bertzoo_row(m) for k, m in ours.items()}
+    tokens = sum(b.real_tokens for b in batches)
+    flops = model_flops(shape, batches)
+    with torch.inference_mode():
+        if dtype == torch.float32:
+            errors = max_error(rows, rows["hf-eager"], batches[0])
+        else:  # bf16 rows against the fp32 HF model
+            fp32 = hf_models(shape)["eager"]
+            errors = max_error(rows, hf_row(fp32), batches[0])
+        gemms = gemm_kernels(shape, dtype)
         for fn in rows.values():
-            fn(batches[0])  # warm-up
-        for _ in range(reps):
-            for name, fn in rows.items():
-                t0 = time.perf_counter()
-                for b in batches:
-                    fn(b)
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
-
-
-def max_error(rows: dict[str, Callable[[Batch], Tensor]], reference: Callable[[Batch], Tensor],
-              batches: list[Batch], dtype: torch.dtype) -> dict[str, float]:
-    """Largest difference to ``reference`` (hf-eager) on real positions of the first batch."""
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == torch.bfloat16
-                else contextlib.nullcontext())
-    b = batches[0]
-    real = b.attention_mask.bool()
-    with torch.inference_mode(), autocast:
-        ref = reference(b).float()[real]
-        return {name: (fn(b).float()[real] - ref).abs().max().item() for name, fn in rows.items()}
+            fn(batches[0])  # warm-up: first-call allocations, oneDNN primitive caches
+        for fn, _ in gemms.values():
+            fn()
+        contenders = {name: (lambda fn=fn: [fn(b) for b in batches]) for name, fn in rows.items()}
+        contenders |= {f"gemm-{name}": fn for name, (fn, _) in gemms.items()}
+        timings = alternate(contenders, repeats=reps, warmup=0)
+    peaks = {name: gemm_flops / timings.pop(f"gemm-{name}").best for name, (_, gemm_flops) in gemms.items()}
+    peak = max(peaks.values())
+    base = timings["hf-sdpa"].best
+    print(f"\n{shape_name} {dtype_name}: {tokens} real tokens, {flops / 1e9:.1f} GFLOP per pass; GEMM peak "
+          + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items()) + " GFLOP/s (MFU uses the higher)")
+    table = []
+    for name, t in timings.items():
+        table.append([name, f"{tokens / t.best:.0f}", f"{base / t.best:.2f}x", f"{flops / t.best / 1e9:.0f}",
+                      f"{flops / t.best / peak:.0%}", f"{errors[name]:.1e}", f"{t.spread():.2f}"])
+    print(markdown_table([f"{shape_name} {dtype_name}", "tokens/s", "vs hf-sdpa", "GFLOP/s", "MFU", "max err",
+                          "spread"], table))
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
-    parser.add_argument("--dtypes", nargs="*", default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument("--batches", type=int, default=8, help="how many of the 8 batches to run")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--attentions", nargs="*", default=["eager", "sdpa", "flash"],
-                        help="bertzoo attention implementations to add as rows")
+    parser.add_argument("--dtypes", nargs="*", default=None, choices=list(DTYPES),
+                        help="default: fp32 bf16 (--quick: fp32)")
+    parser.add_argument("--batches", type=int, default=None, help="how many of the 8 batches (default 8, --quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="timed passes per row (default 3, --quick 2)")
+    parser.add_argument("--quick", action="store_true", help="2 batches, 2 reps, fp32 only: a few minutes")
     args = parser.parse_args()
+    dtypes = args.dtypes or (["fp32"] if args.quick else list(DTYPES))
+    n_batches = args.batches or (2 if args.quick else 8)
+    reps = args.reps or (2 if args.quick else 3)
 
-    batches = workload()[: args.batches]
+    batches = workload()[:n_batches]
     tokens = sum(b.real_tokens for b in batches)
     padded = sum(b.input_ids.numel() for b in batches)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(batches)} batches of 32, "
-          f"{tokens} real tokens ({1 - tokens / padded:.0%} of the padded batch is padding); best of {args.reps}")
+    print(f"{machine_note()}; load average {os.getloadavg()[0]:.1f} at start")
+    print(f"{len(batches)} batches of 32, {tokens} real tokens ({1 - tokens / padded:.0%} of the padded batch is "
+          f"padding); best of {reps}, rows alternated; max err vs hf-eager fp32 on real positions of batch 1")
     for shape_name in args.shapes:
-        shape = SHAPES[shape_name]
-        hf = hf_models(shape)
-        prototype = PackedPrototype(hf["eager"])
-        rows: dict[str, Callable[[Batch], Tensor]] = {
-            f"hf-{impl}": (lambda b, m=m: m(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state)
-            for impl, m in hf.items()
-        }
-        rows["packed-prototype"] = lambda b, p=prototype: p(b.input_ids, b.attention_mask)
-        skipped = {}
-        for name, row in bertzoo_rows(hf["eager"], args.attentions).items():
-            if isinstance(row, str):
-                skipped[name] = row
-            else:
-                rows[name] = row
-        flops = model_flops(shape, batches)
-        for dtype_name in args.dtypes:
-            dtype = DTYPES[dtype_name]
-            errors = max_error(rows, rows["hf-eager"], batches, dtype)
-            peak = gemm_peak(shape, dtype)
-            times = measure(rows, batches, dtype, args.reps)
-            base = times["hf-sdpa"]
-            print(f"\n{shape_name} {dtype_name}: GEMM peak {peak / 1e9:.1f} GFLOP/s, "
-                  f"{flops / 1e9:.1f} GFLOP per pass (real tokens)")
-            print(f"{'row':<18} {'tokens/s':>10} {'vs hf-sdpa':>10} {'GFLOP/s':>8} {'MFU':>6} {'max err':>9}")
-            for name, seconds in times.items():
-                print(f"{name:<18} {tokens / seconds:>10.0f} {base / seconds:>9.2f}x "
-                      f"{flops / seconds / 1e9:>8.1f} {flops / seconds / peak:>6.0%} {errors[name]:>9.1e}")
-            for name, why in skipped.items():
-                print(f"{name:<18} {why}")
+        for dtype_name in dtypes:
+            run_shape(shape_name, dtype_name, batches, reps)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end (1 min); spread = slowest / fastest pass of a row")
 
 
 if __name__ == "__main__":
