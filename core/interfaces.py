@@ -141,6 +141,9 @@ class Layer(Protocol):
     """One transformer block built around an attention component. Reference: ``eager.BertLayer``.
 
     Built as ``target(spec, attention=..., cross_attention=... | None, **options)``.
+    A layer that also runs packed ``(T, H)`` input (mask with ``cu_seqlens``, no cache or
+    cross-attention) says so with a class attribute ``supports_packed = True``; the trunk packs
+    only when every layer does.
     """
 
     def __call__(
