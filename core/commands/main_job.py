@@ -157,7 +157,7 @@ def _emit(records: Iterable[dict[str, Any]], output: str | None) -> None:
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
-    return False if args.no_progress else None
+    return args.progress  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
@@ -265,7 +265,11 @@ def _model_options(p: argparse.ArgumentParser, *, batches: bool = True) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     if batches:
         p.add_argument("--batch-tokens", type=int, default=None, help="tokens per batch (default 4096)")
-        p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+        bar = p.add_mutually_exclusive_group()
+        bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                         help="progress bar on stderr even when it is not a terminal")
+        bar.add_argument("--no-progress", dest="progress", action="store_false",
+                         help="no progress bar (default: shown on long jobs when stderr is a terminal)")
 
 
 def _input_options(p: argparse.ArgumentParser, *, arrays: bool) -> None:
