@@ -81,7 +81,7 @@ def run_ci(repo: Path, ci: str | None = "true", **rcs: int) -> tuple[int, list[s
 ALL_CALLS = [
     "python3 -m venv .venv",
     "pip install -c constraints.txt -e .[dev] -e examples/bertzoo-example-plugin",
-    "bertzoo list",
+    "bertzoo embed bertzoo embeds text with all-MiniLM-L6-v2, no set-up needed.",
     "ruff check .",
     "mypy",
     "pytest -q tests examples/bertzoo-example-plugin/tests --bertzoo-conformance=example",
