@@ -48,7 +48,7 @@ from bertzoo.errors import InputError
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from bertzoo.tokenizer import TokenIds, Tokenizer
+    from bertzoo.tokenizer import FittedIds, TokenIds, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,20 @@ _CACHE_SIZE = 4  # pipelines kept by the module-level functions
 
 class TruncationWarning(UserWarning):
     """Some texts were longer than the model's maximum length and were cut."""
+
+
+# What embed does with a text longer than the model's maximum length:
+# error = stop (InputError naming the first such text and its token count); warn = cut it and say
+# how many were cut in one warning; silent = cut it quietly; chunk = split it into windows and
+# average their embeddings (see Pipeline.embed_encoded).
+TRUNCATE_POLICIES = ("error", "warn", "silent", "chunk")
+
+
+def truncation_summary(truncated: int, total: int, max_length: int, policy: str) -> str:
+    """One line: ``"312 of 1,000,000 texts truncated at 256 tokens"`` (windows for ``chunk``)."""
+    if policy == "chunk":
+        return f"{truncated:,} of {total:,} texts longer than {max_length} tokens embedded as windows"
+    return f"{truncated:,} of {total:,} texts truncated at {max_length} tokens"
 
 
 # -- batching ---------------------------------------------------------------------------------------
@@ -399,6 +413,80 @@ class Pipeline:
             )
 
     # -- embed -----------------------------------------------------------------------------------
+    def encode_for_embedding(self, texts: Sequence[str], truncate: str = "warn", *, first_index: int = 0,
+                             ) -> FittedIds:
+        """Tokenize whole texts and apply the truncation policy (see :data:`TRUNCATE_POLICIES`).
+
+        Args:
+            texts: N strings.
+            truncate: ``"error"``, ``"warn"`` (one :class:`TruncationWarning`), ``"silent"`` or ``"chunk"``.
+            first_index: index of ``texts[0]`` in a longer stream, for the ``error`` message.
+
+        Raises:
+            InputError: ``truncate="error"`` and a text is longer than :attr:`max_length`, or a bad policy.
+        """
+        if truncate not in TRUNCATE_POLICIES:
+            raise InputError(f"truncate={truncate!r} is unknown; use one of {', '.join(TRUNCATE_POLICIES)}")
+        fitted = self.tokenizer.encode_fitted(texts, windows=truncate == "chunk")
+        long = np.flatnonzero(fitted.tokens > self.max_length)
+        if truncate == "error" and len(long):
+            i = int(long[0])
+            raise InputError(
+                f"text {first_index + i} has {int(fitted.tokens[i])} tokens, more than the maximum length "
+                f"{self.max_length} of {str(self.folder)!r} (truncate='error'); shorten it, or choose "
+                "truncate='warn', 'silent' or 'chunk'"
+            )
+        if truncate == "warn" and len(long):
+            warnings.warn(truncation_summary(len(long), len(texts), self.max_length, truncate), TruncationWarning,
+                          stacklevel=4)
+        return fitted
+
+    def embed_encoded(
+        self,
+        fitted: FittedIds,
+        *,
+        batch_tokens: int | None = None,
+        normalize: bool | None = None,
+        progress: bool | None = None,
+        threads: int | None = None,
+    ) -> Tensor:
+        """Sentence vectors of texts encoded by :meth:`encode_for_embedding`: ``(N, H)`` float32 on the device.
+
+        A text split into windows gets the mean of its windows' pooled vectors, weighted by each
+        window's token count (for mean pooling this is the mean over all the windows' tokens), then
+        L2-normalised when ``normalize`` is on.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from bertzoo.heads.sentence_embedding import pool
+
+        self._require("embed")
+        if normalize is None:
+            normalize = bool(self.model.normalize)
+        mode = str(self.model.pooling)
+        seqs, windowed = fitted.sequences, fitted.owner is not None
+        out = torch.empty((len(seqs), self.dimension), dtype=torch.float32, device=self.device)
+        if len(seqs):
+            with self._running(threads):
+                for batch in self._batches(seqs, batch_tokens, progress, packed=self.packed):
+                    hidden = self._hidden(batch)
+                    if hidden.dim() == 2:  # packed (T, H)
+                        vectors = pool_packed(hidden, batch.inputs["cu_seqlens"], mode)  # (B, H) fp32
+                    else:
+                        vectors = pool(hidden, batch.inputs["attention_mask"], mode).float()  # (B, H)
+                    if normalize and not windowed:
+                        vectors = F.normalize(vectors, p=2, dim=-1)
+                    out[batch.index] = vectors
+        if fitted.owner is None:
+            return out
+        owner = torch.as_tensor(fitted.owner, device=self.device)  # (M,)
+        weight = torch.as_tensor(seqs.lengths, dtype=torch.float32, device=self.device)  # (M,)
+        total = out.new_zeros((len(fitted), self.dimension)).index_add_(0, owner, out * weight[:, None])
+        count = out.new_zeros(len(fitted)).index_add_(0, owner, weight)  # (N,)
+        merged = total / count[:, None]
+        return F.normalize(merged, p=2, dim=-1) if normalize else merged
+
     def embed(
         self,
         texts: str | Iterable[str],
@@ -408,6 +496,7 @@ class Pipeline:
         progress: bool | None = None,
         threads: int | None = None,
         output: Literal["numpy", "torch"] = "numpy",
+        truncate: str = "warn",
     ) -> Any:
         """Sentence vectors, in input order.
 
@@ -418,39 +507,30 @@ class Pipeline:
             progress: progress bar on stderr; None = on long jobs when stderr is a terminal.
             threads: torch CPU threads for this call.
             output: ``"numpy"`` (float32 ndarray) or ``"torch"`` (float32 tensor on the device).
+            truncate: texts longer than :attr:`max_length`: ``"warn"`` (cut, one warning),
+                ``"silent"`` (cut), ``"error"`` (raise) or ``"chunk"`` (windows, averaged).
 
         Returns:
             ``(N, H)`` float32; ``(H,)`` for a single string; ``(0, H)`` for no texts.
 
         Raises:
-            InputError: an item that is not a string, or a bad option.
+            InputError: an item that is not a string, a text too long under ``truncate="error"``,
+                or a bad option.
         """
         import torch
-        import torch.nn.functional as F
-
-        from bertzoo.heads.sentence_embedding import pool
 
         self._require("embed")
         if output not in ("numpy", "torch"):
             raise InputError(f"output={output!r} is unknown; use 'numpy' or 'torch'")
         items, single = _as_text_list(texts, "embed")
         items = _check_strings(items, "embed")
-        if normalize is None:
-            normalize = bool(self.model.normalize)
-        mode = str(self.model.pooling)
-        out = torch.empty((len(items), self.dimension), dtype=torch.float32, device=self.device)
+        if truncate not in TRUNCATE_POLICIES:
+            raise InputError(f"truncate={truncate!r} is unknown; use one of {', '.join(TRUNCATE_POLICIES)}")
         if items:
-            enc = self._tokenize(items)
-            with self._running(threads):
-                for batch in self._batches(enc, batch_tokens, progress, packed=self.packed):
-                    hidden = self._hidden(batch)
-                    if hidden.dim() == 2:  # packed (T, H)
-                        vectors = pool_packed(hidden, batch.inputs["cu_seqlens"], mode)  # (B, H) fp32
-                    else:
-                        vectors = pool(hidden, batch.inputs["attention_mask"], mode).float()  # (B, H)
-                    if normalize:
-                        vectors = F.normalize(vectors, p=2, dim=-1)
-                    out[batch.index] = vectors
+            out = self.embed_encoded(self.encode_for_embedding(items, truncate), batch_tokens=batch_tokens,
+                                     normalize=normalize, progress=progress, threads=threads)
+        else:
+            out = torch.empty((0, self.dimension), dtype=torch.float32, device=self.device)
         result = out[0] if single else out
         return result if output == "torch" else result.cpu().numpy()
 
@@ -664,6 +744,7 @@ def embed(
     normalize: bool | None = None,
     progress: bool | None = None,
     output: Literal["numpy", "torch"] = "numpy",
+    truncate: str = "warn",
 ) -> Any:
     """Sentence vectors for ``texts`` (see :meth:`Pipeline.embed`); the model is loaded once and cached.
 
@@ -671,7 +752,7 @@ def embed(
     """
     pipe = get_pipeline("embed", model, dtype=dtype, quantize=quantize, compile=compile, device=device)
     return pipe.embed(texts, batch_tokens=batch_tokens, normalize=normalize, progress=progress, threads=threads,
-                      output=output)
+                      output=output, truncate=truncate)
 
 
 def classify(
@@ -774,6 +855,7 @@ def _head_for_architecture(architecture: str) -> str | None:
 
 
 __all__ = [
-    "DEFAULT_BATCH_TOKENS", "Pipeline", "PipelineOptions", "TruncationWarning", "classify", "clear_cache",
+    "DEFAULT_BATCH_TOKENS", "TRUNCATE_POLICIES", "Pipeline", "PipelineOptions", "TruncationWarning", "classify",
+    "clear_cache", "truncation_summary",
     "embed", "fill_mask", "get_pipeline", "model_info", "plan_batches", "similarity",
 ]

@@ -124,6 +124,27 @@ class TokenIds:
         return len(self.ids)
 
 
+@dataclass
+class FittedIds:
+    """N whole texts fitted to a maximum length (see ``Tokenizer.encode_fitted``).
+
+    Attributes:
+        sequences: the M sequences to run; M = N unless long texts were split into windows.
+        tokens: [N] int64, tokens of each whole text, specials included, before any cut.
+        truncated: [N] bool, the text lost tokens to a cut (never when split into windows).
+        owner: [M] int64, the text each sequence belongs to, in order; None when M = N and
+            sequence i is text i.
+    """
+
+    sequences: TokenIds
+    tokens: np.ndarray
+    truncated: np.ndarray
+    owner: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
 class Tokenizer:
     """A BERT WordPiece tokenizer with a resolved maximum length.
 
@@ -155,6 +176,7 @@ class Tokenizer:
         # a vocabulary without a pad token still pads with 0, as BERT's embeddings expect
         self.pad_id: int = ids["pad"] if ids["pad"] is not None else 0
         self._truncation: tuple[int, str] | None = None
+        self._layout: tuple[int, int] | None = None
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -367,6 +389,73 @@ class Tokenizer:
     def count_tokens(self, texts: Sequence[TextInput], *, max_length: int | None = None, truncation: bool = True) -> np.ndarray:
         """Tokens per text (special tokens included), after truncation unless ``truncation=False``."""
         return self.encode_ids(texts, max_length=max_length, truncation=truncation).lengths
+
+    def special_layout(self) -> tuple[int, int]:
+        """Special tokens the post-processor puts before and after one text (BERT: ``(1, 1)``)."""
+        if self._layout is None:
+            mask = self.backend.encode("a").special_tokens_mask  # "a" is one plain token in every BERT vocab
+            plain = [i for i, m in enumerate(mask) if not m]
+            if not plain:
+                raise InputError(f"cannot find the special-token layout of {self.source}: 'a' encodes to specials only")
+            self._layout = (plain[0], len(mask) - plain[-1] - 1)
+        return self._layout
+
+    def encode_fitted(self, texts: Sequence[str], *, max_length: int | None = None, windows: bool = False) -> FittedIds:
+        """Encode whole texts, then fit each to ``max_length``: cut it, or split it into windows.
+
+        A cut keeps the first ``max_length - specials`` content tokens with the specials around
+        them, exactly what the tokenizer's own truncation gives. Windows split the content into
+        consecutive, non-overlapping runs of ``max_length - specials`` tokens (the last one
+        shorter), each wrapped in the specials again (``[CLS] ... [SEP]``).
+
+        Args:
+            texts: N strings (no pairs).
+            max_length: tokens per sequence, specials included (default: the resolved one).
+            windows: split long texts instead of cutting them.
+
+        Returns:
+            :class:`FittedIds` with M sequences (M = N when cutting) and per-text token counts.
+
+        Raises:
+            InputError: an item is not a string, or ``max_length`` leaves no room for content.
+        """
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise InputError(f"texts[{i}] is {type(t).__name__} {t!r:.60}; each item must be a string")
+        limit = self.max_length if max_length is None else int(max_length)
+        before, after = self.special_layout()
+        room = limit - before - after
+        if room < 1:
+            raise InputError(f"max_length={limit} leaves no room for text next to {before + after} special tokens; "
+                             f"use at least {before + after + 1}")
+        full = self.encode_ids(texts, truncation=False)
+        tokens = full.lengths
+        long = np.flatnonzero(tokens > limit)
+        if not windows:
+            ids = full.ids
+            for i in long.tolist():
+                seq = ids[i]
+                ids[i] = seq[:limit - after] + seq[len(seq) - after:]
+            lengths = np.minimum(tokens, limit)
+            return FittedIds(TokenIds(ids, lengths, tokens > limit), tokens, tokens > limit)
+        seqs: list[list[int]] = []
+        owner: list[int] = []
+        start = 0
+        for i in long.tolist():  # short texts keep their one sequence; long ones become several
+            seqs.extend(full.ids[start:i])
+            owner.extend(range(start, i))
+            seq = full.ids[i]
+            head, content, tail = seq[:before], seq[before:len(seq) - after], seq[len(seq) - after:]
+            for w in range(0, len(content), room):
+                seqs.append(head + content[w:w + room] + tail)
+                owner.append(i)
+            start = i + 1
+        seqs.extend(full.ids[start:])
+        owner.extend(range(start, len(texts)))
+        lengths = np.fromiter((len(x) for x in seqs), dtype=np.int64, count=len(seqs))
+        no_cut = np.zeros(len(seqs), dtype=bool)
+        return FittedIds(TokenIds(seqs, lengths, no_cut), tokens, np.zeros(len(texts), dtype=bool),
+                         owner=np.asarray(owner, dtype=np.int64) if len(long) else None)
 
     # -- inspection ---------------------------------------------------------------------------
 
