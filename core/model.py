@@ -161,7 +161,7 @@ class BertModel(nn.Module):
 
     ``input_ids`` ``(T,)`` are the sequences concatenated, ``cu_seqlens`` ``(B + 1,)`` their
     offsets; positions restart at 0 in each sequence. Sequence ``i``'s first ([CLS]) row is
-    ``out[cu_seqlens[i]]``.
+    ``out[cu_seqlens[i]]``. :meth:`can_pack` says whether it can run.
     """
 
     def __init__(
@@ -453,6 +453,13 @@ class BertModel(nn.Module):
         for layer in self.encoder.layer:
             h = layer(h, mask=mask, **extra).hidden_states
         return h
+
+    def can_pack(self, device: Any = None, dtype: torch.dtype | None = None) -> bool:
+        """Whether :meth:`forward_packed` (and packed :meth:`forward` calls) can run on
+        ``device``/``dtype`` (default: the model's): a variable-length attention able to serve
+        them, layers that run packed, and ``pack_inputs`` on."""
+        probe = torch.empty(0, device=device or self.device, dtype=dtype or self.dtype)
+        return self._packed_attention(probe) is not None
 
     # -- packed execution helpers --------------------------------------------------------------------
     def _attention_name(self) -> str:

@@ -177,14 +177,15 @@ def test_named_flash_packs_and_refuses_holes() -> None:
 
 def test_packing_can_be_switched_off_and_never_happens_without_a_varlen_attention() -> None:
     model = build()
+    assert model.can_pack() and not model.can_pack(dtype=torch.float64)  # flash declares no float64
     model.pack_inputs = False
     ids, mask = batch([3, 6], 6)
     model(ids, attention_mask=mask)
-    assert not model.last_call_packed
+    assert not model.last_call_packed and not model.can_pack()
     for attention in ("sdpa", "eager"):
         named = build(attention)
         named(ids, attention_mask=mask)
-        assert not named.last_call_packed and named.attention_choice.packed is None
+        assert not named.last_call_packed and named.attention_choice.packed is None and not named.can_pack()
         with pytest.raises(IncompatibleComponentError, match="forward_packed needs a variable-length attention"):
             named.forward_packed(ids[0], torch.tensor([0, 6]))
     decoder = build(is_decoder=True)
