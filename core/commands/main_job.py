@@ -9,6 +9,11 @@ Results go to stdout as JSON lines, or to ``--output FILE`` (``.npy`` for embedd
 ``.jsonl``). Output files are written to a temporary file next to the target and renamed into
 place, so Ctrl-C or an error never leaves a half-written file, and an existing file is only
 replaced by a complete one. Progress bars and warnings go to stderr.
+
+``bertzoo embed --input FILE --output DIR/`` (a folder: trailing slash, existing folder or no
+suffix) streams instead: the file (``.txt``, ``.jsonl`` or ``.parquet``) is scanned, then read
+lazily into numbered shards plus ``manifest.json``, and ``--resume`` continues a killed run
+(see :mod:`bertzoo.streaming`).
 """
 
 from __future__ import annotations
@@ -43,49 +48,10 @@ def read_texts(path: str, *, field: str | None = None, jsonl: bool | None = None
         InputError: unreadable file, invalid UTF-8, bad JSON, or a missing / non-string field
             (the message names the line).
     """
-    name = "stdin" if path == "-" else path
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read --input {name!r} ({exc.strerror or exc}); check the path") from None
-    if jsonl is None:
-        jsonl = field is not None or name.endswith((".jsonl", ".ndjson"))
-    field = field or "text"
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the final newline ends the last line; it does not start an empty one
-    texts: list[Any] = []
-    for number, raw in enumerate(lines, start=1):
-        raw = raw.removesuffix(b"\r")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{name} line {number} is not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                "convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
-            ) from None
-        if not jsonl:
-            texts.append(line)
-            continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); "
-                             "fix the line, or read the file as plain text without --field") from None
-        if not isinstance(record, dict) or not isinstance(record.get(field), str):
-            got = type(record.get(field)).__name__ if isinstance(record, dict) and field in record else "no such key"
-            raise InputError(f"{name} line {number} has no string field {field!r} ({got}); "
-                             "name the field that holds the text with --field")
-        if pair_field is not None:
-            pair = record.get(pair_field)
-            if not isinstance(pair, str):
-                raise InputError(f"{name} line {number} has no string field {pair_field!r} for --pair-field")
-            texts.append((record[field], pair))
-        else:
-            texts.append(record[field])
-    return texts
+    from bertzoo.streaming import InputSource
+
+    source = InputSource.from_path(path, field, jsonl=jsonl, pair_field=pair_field)
+    return [text for text, _, _ in source.rows()]
 
 
 def _texts(args: argparse.Namespace, pairs: bool = False) -> list[Any]:
@@ -175,21 +141,76 @@ def _warnings_to_stderr() -> Iterator[None]:
 # -- commands -------------------------------------------------------------------------------------------
 
 
-def _cmd_embed(args: argparse.Namespace) -> int:
-    _check_output(args.output, arrays=True)
-    texts = _texts(args)
-    from bertzoo.runner import embed
+def _is_folder_output(path: str | None) -> bool:
+    """``--output DIR/`` (a trailing separator, an existing folder, or no suffix) switches to sharded output."""
+    if path is None or path == "-":
+        return False
+    return path.endswith(("/", os.sep)) or Path(path).is_dir() or not Path(path).suffix
 
+
+def _embed_to_folder(args: argparse.Namespace) -> int:
+    from bertzoo.streaming import MANIFEST, InputSource, embed_to_folder
+
+    if args.texts or args.input is None:
+        raise InputError("--output DIR/ embeds a file: give it with --input FILE (.txt, .jsonl or .parquet), "
+                         "not as arguments")
+    source = InputSource.from_path(args.input, args.field)
     with _warnings_to_stderr():
-        vectors = embed(texts, args.model, batch_tokens=args.batch_tokens, dtype=args.dtype, quantize=args.quantize,
-                        threads=args.threads, normalize=args.normalize, progress=_progress(args))
+        manifest = embed_to_folder(
+            source, args.output, args.model, resume=args.resume, shard_size=args.shard_size,
+            chunk_size=args.chunk_size, format=args.format, truncate=args.truncate, normalize=args.normalize,
+            dim=args.dim, precision=args.precision, batch_tokens=args.batch_tokens, dtype=args.dtype,
+            quantize=args.quantize, threads=args.threads, progress=_progress(args),
+            say=lambda message: print(f"bertzoo: {message}", file=sys.stderr),
+        )
+    print(f"bertzoo: wrote {manifest['rows_done']:,} x {manifest['output']['dimension']} {args.precision} embeddings "
+          f"in {len(manifest['shards'])} shards to {args.output} ({MANIFEST})", file=sys.stderr)
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    if _is_folder_output(args.output):
+        return _embed_to_folder(args)
+    if args.resume:
+        raise InputError("--resume continues a sharded run: give the folder with --output DIR/")
+    _check_output(args.output, arrays=True)
+    if args.precision == "int8" and args.output is not None and args.output.endswith(".npy"):
+        raise InputError("--precision int8 stores a scale per vector, which one .npy file cannot hold; "
+                         "write to a folder (--output DIR/) or to .jsonl")
+    texts = _texts(args)
+    import torch
+
+    from bertzoo.outputs import check_output_options, shape_vectors
+    from bertzoo.runner import get_pipeline
+
+    pipe = get_pipeline("embed", args.model, dtype=args.dtype, quantize=args.quantize)
+    check_output_options(pipe.dimension, args.dim, args.precision)
+    normalize = bool(pipe.model.normalize) if args.normalize is None else args.normalize
+    with _warnings_to_stderr():
+        if texts:
+            fitted = pipe.encode_for_embedding(texts, args.truncate)
+            raw = pipe.embed_encoded(fitted, batch_tokens=args.batch_tokens, normalize=False,
+                                     progress=_progress(args), threads=args.threads)
+            tokens, cut = fitted.tokens.tolist(), fitted.truncated.tolist()
+        else:
+            raw, tokens, cut = torch.empty((0, pipe.dimension)), [], []
+    shaped = shape_vectors(raw, normalize=normalize, dim=args.dim, precision=args.precision)
+    vectors = shaped.values
     if args.output is not None and args.output.endswith(".npy"):
         import numpy as np
 
         write_atomic(args.output, lambda f: np.save(f, vectors))
         print(f"bertzoo: wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {args.output}", file=sys.stderr)
         return 0
-    _emit(({"text": t, "embedding": v.tolist()} for t, v in zip(texts, vectors, strict=True)), args.output)
+    scales = shaped.scales.tolist() if shaped.scales is not None else [None] * len(texts)
+
+    def record(i: int) -> dict[str, Any]:
+        out = {"text": texts[i], "embedding": vectors[i].tolist(), "tokens": tokens[i], "truncated": cut[i]}
+        if scales[i] is not None:
+            out["scale"] = scales[i]
+        return out
+
+    _emit((record(i) for i in range(len(texts))), args.output)
     return 0
 
 
@@ -278,7 +299,8 @@ def _input_options(p: argparse.ArgumentParser, *, arrays: bool) -> None:
                    help="read texts from FILE ('-' = stdin): one per line, or JSON lines with --field")
     p.add_argument("--field", default=None, help="JSON-lines field holding the text (default 'text' for .jsonl)")
     p.add_argument("--output", "-o", default=None, metavar="FILE",
-                   help=("write to FILE (.npy or .jsonl) " if arrays else "write to FILE (.jsonl) ")
+                   help=("write to FILE (.npy or .jsonl), or to DIR/ as numbered shards plus a manifest, "
+                         if arrays else "write to FILE (.jsonl) ")
                    + "instead of JSON lines on stdout; written atomically")
 
 
@@ -291,6 +313,21 @@ def add_parser(subparsers: Any) -> None:
     norm.add_argument("--normalize", dest="normalize", action="store_true", default=None,
                       help="L2-normalise (default: as the model says)")
     norm.add_argument("--no-normalize", dest="normalize", action="store_false", help="do not L2-normalise")
+    p.add_argument("--truncate", default="warn", choices=("error", "warn", "silent", "chunk"),
+                   help="texts longer than the model's maximum length: stop (error), cut with one warning line "
+                        "(warn, default), cut quietly (silent), or embed as windows averaged (chunk)")
+    p.add_argument("--dim", type=int, default=None, metavar="N",
+                   help="keep the first N dimensions (Matryoshka-style), re-normalised")
+    p.add_argument("--precision", default="float32", choices=("float32", "float16", "int8", "binary"),
+                   help="stored precision: float32, float16, int8 (per-vector scale) or binary (packed sign bits)")
+    shards = p.add_argument_group("sharded output (--output DIR/)")
+    shards.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in DIR after its last complete shard")
+    shards.add_argument("--shard-size", type=int, default=20_000, metavar="ROWS", help="rows per shard (default 20000)")
+    shards.add_argument("--chunk-size", type=int, default=4096, metavar="TEXTS",
+                        help="texts read, tokenized and length-sorted together (default 4096)")
+    shards.add_argument("--format", default="npy", choices=("npy", "parquet"),
+                        help="shard files: npy (vectors + row records) or parquet (needs pyarrow)")
     p.set_defaults(func=_cmd_embed)
 
     p = subparsers.add_parser("classify", help="labels and scores from a sequence-classification model",
