@@ -10,9 +10,11 @@ attentions; we do not).
 Packed execution: for an encoder, the choice also names the implementation that runs packed calls
 (real tokens only, ``(T, h, d)`` with ``cu_seqlens``; see :class:`bertzoo.model.BertModel`): the
 chosen one when it is variable-length, else, under ``auto``, the best variable-length one
-(``Request(varlen=True)``). Packing is always at least as fast here: on the issue-6 workload
-(47% padding) it runs 1.5-2x the padded sdpa path, and an unpadded batch packs with a free reshape
-and one batched attention call (``benchmarks/encoder.py``).
+(``Request(varlen=True)``). Measured on CPU (``benchmarks/encoder.py``, issue-6 workload, 47%
+padding) packed calls run 1.7x (MiniLM) and 1.85x (BERT-base) the padded sdpa path of the same
+model, and an unpadded batch packs with a free reshape and one batched attention call, so packing
+is preferred whenever it is possible. (Under CPU oversubscription the per-sequence attention loop
+stalls on OpenMP barriers and the lead shrinks; see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
