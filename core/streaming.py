@@ -149,13 +149,13 @@ class InputSource:
 
     def _parquet_rows(self, skip: int) -> Iterator[tuple[Any, int, int]]:
         pf = self._parquet_file()
-        row, groups = 0, []
+        row, first = 0, 0
         for g in range(pf.metadata.num_row_groups):  # skip whole row groups before the restart row
             n = pf.metadata.row_group(g).num_rows
-            if row + n <= skip:
-                row += n
-            else:
-                groups.append(g)
+            if row + n > skip:
+                break
+            row, first = row + n, g + 1
+        groups = list(range(first, pf.metadata.num_row_groups))
         if not groups:
             return
         for batch in pf.iter_batches(batch_size=DEFAULT_CHUNK_SIZE, columns=[self.field], row_groups=groups):
