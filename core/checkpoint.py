@@ -22,12 +22,13 @@ metadata ``hf_architecture``; optional classmethods ``options_from_hf_config(con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -414,12 +415,16 @@ def load_into(
     *,
     report: LoadReport,
     reinitialize: tuple[str, ...] = (),
+    assign: bool = False,
 ) -> None:
     """Copy normalised ``state`` into ``model`` and fill ``report`` (nothing raised here).
 
     Args:
         reinitialize: key prefixes (a head's ``classifier_keys``) whose shape mismatches are
             expected, because the caller changed ``num_labels``; they keep their fresh values.
+        assign: ``model`` was built on the meta device: the file's tensors become its parameters
+            (no copy, no random init first) and only what the file lacks is allocated and
+            initialised (HF's rules), see :func:`_assign_state`.
     """
     head_model = isinstance(getattr(model, "bert", None), nn.Module)
     target = model.state_dict(keep_vars=True)
@@ -469,9 +474,93 @@ def load_into(
     model_names = set(target)
     report.unexpected.extend(k for k in state if k not in model_names)
     with torch.no_grad():
+        if assign:
+            _assign_state(model, to_load)
+            return
         current = model.state_dict(keep_vars=True)
         for name, value in to_load.items():
             current[name].copy_(value)
+
+
+@contextlib.contextmanager
+def _no_torch_init() -> Iterator[None]:
+    """``torch.nn.init`` functions as no-ops while modules are constructed on the meta device.
+
+    A meta tensor's ``normal_`` runs through torch's Python reference kernels, whose first use
+    imports ``torch._dynamo`` (about 1.4 s and 70 MB): ``nn.Embedding`` calls it in its
+    constructor. Nothing is lost, the weights come from the checkpoint (transformers'
+    ``no_init_weights`` does the same).
+    """
+    names = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+             "trunc_normal_", "constant_", "zeros_", "ones_", "orthogonal_")
+    saved = {name: getattr(nn.init, name) for name in names if hasattr(nn.init, name)}
+
+    def skip(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor
+
+    for name in saved:
+        setattr(nn.init, name, skip)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
+
+
+class _Modules(nn.Module):
+    """A view whose ``modules()`` is exactly the given modules (not their children), for ``init_weights``."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self._only = modules
+
+    def modules(self) -> Iterator[nn.Module]:  # type: ignore[override]
+        return iter(self._only)
+
+
+def _assign_state(model: nn.Module, to_load: Mapping[str, torch.Tensor], device: str = "cpu") -> None:
+    """Load into a model built on the meta device: cold start without a random init or a second copy.
+
+    1. Modules holding a tensor the file does not give (new head keys, non-persistent buffers such
+       as ``position_ids``) get real storage for their meta tensors and HF's initialisation;
+    2. then every loaded name gets the file's tensor (cast to the model's dtype), one Parameter per
+       tied group, so ties survive.
+    """
+    from bertzoo.model import init_weights
+
+    spec = getattr(model, "spec", None) or getattr(getattr(model, "bert", None), "spec", None)
+    loaded = set(to_load)
+    owners: dict[int, nn.Module] = {}
+    for qualified, module in model.named_modules():
+        prefix = f"{qualified}." if qualified else ""
+        local = {**module._parameters, **module._buffers}
+        if any(t is not None and t.is_meta and prefix + n not in loaded for n, t in local.items()):
+            owners[id(module)] = module
+    fresh: dict[int, torch.Tensor] = {}  # meta tensor id -> its replacement (tied tensors stay tied)
+    for module in owners.values():
+        for table in (module._parameters, module._buffers):
+            for n, t in list(table.items()):
+                if t is None or not t.is_meta:
+                    continue
+                if id(t) not in fresh:
+                    empty = torch.empty_like(t, device=device)
+                    fresh[id(t)] = nn.Parameter(empty, requires_grad=t.requires_grad) if isinstance(
+                        t, nn.Parameter) else empty
+                table[n] = fresh[id(t)]  # type: ignore[assignment]
+    if owners and spec is not None:
+        init_weights(_Modules(list(owners.values())), spec)
+    current = model.state_dict(keep_vars=True)
+    made: dict[int, torch.Tensor] = {}  # file tensor id -> the Parameter made from it
+    for name, value in to_load.items():
+        old = current[name]
+        if id(value) not in made:
+            data = value.to(device=device, dtype=old.dtype)
+            made[id(value)] = nn.Parameter(data, requires_grad=old.requires_grad) if isinstance(
+                old, nn.Parameter) else data
+        module_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        table = module._parameters if attr in module._parameters else module._buffers
+        table[attr] = made[id(value)]  # type: ignore[assignment]
 
 
 # -- from_pretrained ------------------------------------------------------------------------------
@@ -636,11 +725,19 @@ def from_pretrained(
         k in final_options for k in overrides)
 
     torch_dtype = _torch_dtype(dtype, config, state)
-    model = assemble(spec, reg, device=device, dtype=torch_dtype)
+    # On the CPU the model is built on the meta device and the file's tensors become its weights:
+    # no random init of weights about to be replaced and no second copy (cold start, peak memory).
+    on_meta = device is None or torch.device(device).type == "cpu"
+    if on_meta:
+        with torch.device("meta"), _no_torch_init():
+            model = assemble(spec, reg, dtype=torch_dtype, init=False)
+    else:
+        model = assemble(spec, reg, device=device, dtype=torch_dtype)
     head_model = isinstance(getattr(model, "bert", None), nn.Module)
     report = LoadReport(source=str(model_dir), files=[p.name for p in files])
     state = normalize_keys(state, model.state_dict().keys(), head_model=head_model, report=report)
-    load_into(model, state, report=report, reinitialize=_reinit_keys(head_cls) if changed_head else ())
+    load_into(model, state, report=report, reinitialize=_reinit_keys(head_cls) if changed_head else (),
+              assign=on_meta)
 
     problems = report.problems()
     if strict and problems:

@@ -117,8 +117,12 @@ def build(
     return assemble(spec, reg)
 
 
-def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any = None, dtype: Any = None) -> nn.Module:
-    """Assemble a model from an already validated spec (random initialisation, HF's rules)."""
+def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any = None, dtype: Any = None,
+             init: bool = True) -> nn.Module:
+    """Assemble a model from an already validated spec (random initialisation, HF's rules).
+
+    ``init=False`` skips the initialisation (``from_pretrained`` builds on the meta device and
+    initialises only what the checkpoint lacks)."""
     from bertzoo.model import BertModel, init_weights
     from bertzoo.selection import resolve_attention
 
@@ -152,7 +156,8 @@ def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any =
     bert = BertModel(spec, embeddings=embeddings, layers=layers, pooler=pooler)
     bert.attention_choice = _reason
     model: nn.Module = bert if head_cls is None else head_cls(bert, spec, **comps.head.options)  # type: ignore[union-attr]
-    init_weights(model, spec)
+    if init:
+        init_weights(model, spec)
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     return model

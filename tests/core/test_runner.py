@@ -327,3 +327,31 @@ def test_int8_refuses_bf16_or_gpu_models() -> None:
         Pipeline(MINILM, quantize="int8", dtype="bfloat16")
     with pytest.raises(InputError, match="quantize='int4' is unknown"):
         Pipeline(MINILM, quantize="int4")
+
+
+# -- cold start: from_pretrained builds on the meta device --------------------------------------------------
+
+
+def test_loading_skips_random_init_and_keeps_ties(mlm_folder: Path) -> None:
+    import subprocess
+    import sys
+
+    # a cold process: loading must not import torch._dynamo (1.4 s, 70 MB) nor leave meta tensors
+    code = (
+        f"import sys, bertzoo; m = bertzoo.from_pretrained({str(mlm_folder)!r}, head='masked-lm'); "
+        "assert not any(t.is_meta for t in list(m.parameters()) + list(m.buffers())); "
+        "assert m.cls.predictions.decoder.weight is m.bert.embeddings.word_embeddings.weight; "
+        "assert 'torch._dynamo' not in sys.modules, 'dynamo imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.BertForMaskedLM.from_pretrained(mlm_folder).eval()
+    ours = bertzoo.from_pretrained(mlm_folder, head="masked-lm")
+    ids = torch.tensor([[101, 2054, 103, 102]])
+    torch.testing.assert_close(ours(input_ids=ids).logits, hf(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    # keys the file lacks are initialised (HF's rules), not left empty: a fresh classifier on a trunk file
+    clf = bertzoo.from_pretrained(mlm_folder, head="sequence-classification", num_labels=3)
+    weight = clf.classifier.weight
+    assert torch.isfinite(weight).all() and 0.5 < weight.std().item() / 0.02 < 1.5 and clf.classifier.bias.eq(0).all()
+    assert clf.bert.embeddings.position_ids[0, :4].tolist() == [0, 1, 2, 3]
