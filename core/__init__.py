@@ -36,6 +36,7 @@ _LAZY = {
     "embed": "bertzoo.runner",
     "classify": "bertzoo.runner",
     "fill_mask": "bertzoo.runner",
+    "Pipeline": "bertzoo.runner",
     "embed_stream": "bertzoo.streaming",
     "Tokenizer": "bertzoo.tokenizer",
 }
