@@ -696,12 +696,13 @@ def from_pretrained(
     head_cls = reg.get("head", head_name).load() if head_name is not None else None
     config_options: dict[str, Any] = {}
     if head_cls is not None:
-        # A bertzoo save records the head's options; they are the base when the same head is
-        # asked for (plugin heads need no config.json hooks). HF keys in config.json win.
+        # A head without config.json hooks (a plugin head) gets back the options a bertzoo save
+        # recorded for it. With hooks, config.json is the truth: another tool may have edited it.
         saved_head = (saved.get("components") or {}).get("head")
         saved_name = str(saved_head.get("name") or "") if isinstance(saved_head, Mapping) else ""
         if (
-            saved_name
+            not hasattr(head_cls, "options_from_hf_config")
+            and saved_name
             and isinstance(saved_head, Mapping)
             and isinstance(saved_head.get("options"), Mapping)
             and reg.is_component("head", saved_name)
