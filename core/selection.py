@@ -130,7 +130,10 @@ def choose(registry: Registry, request: Request, name: str = "auto") -> Choice:
     able: list[ComponentRecord] = []
     for rec in candidates:
         missing = unmet(rec, request)
-        if missing:
+        if rec.metadata.get("auto", True) is False:
+            # e.g. a local-window attention: exact only when named on purpose
+            reasons[rec.full_name] = "passed over: opts out of automatic choice (auto=False); name it to use it"
+        elif missing:
             reasons[rec.full_name] = "passed over: lacks " + ", ".join(missing)
         else:
             able.append(rec)

@@ -86,3 +86,16 @@ def test_explain(reg: Registry) -> None:
     assert "  bertzoo:sdpa: passed over: lacks kv-cache" in lines
     named = resolve_attention(ModelSpec.model_validate({"components": {"attention": "eager"}}), reg)[1]
     assert named.explain().splitlines()[0] == "attention: bertzoo:eager (named in the spec)"
+
+
+def test_auto_never_picks_an_attention_that_opts_out() -> None:
+    from bertzoo.errors import IncompatibleComponentError
+    from bertzoo.registry import Registry
+    from bertzoo.selection import Request, choose
+
+    reg = Registry()
+    reg.register("attention", "local", "x:y", plugin="t", capabilities={"devices": ("cpu",), "dtypes": ("float32",)},
+                 priority=100, auto=False)
+    with pytest.raises(IncompatibleComponentError, match="opts out of automatic choice"):
+        choose(reg, Request())
+    assert choose(reg, Request(), "local").record.full_name == "t:local"

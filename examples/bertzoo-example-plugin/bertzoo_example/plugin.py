@@ -30,7 +30,8 @@ def bertzoo_register(registry: Any) -> None:
             "varlen": False,
             "padded": True,
         },
-        priority=-100,  # never chosen by attention="auto": with a short window it changes the model's output
+        priority=-100,
+        auto=False,  # never chosen by attention="auto": with a short window it changes the model's output
     )
     registry.register(
         "head", "mean-regression", "bertzoo_example.head:MeanRegressionHead",
