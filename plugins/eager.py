@@ -89,14 +89,16 @@ def get_activation(name: str) -> Callable[[Tensor], Tensor]:
 # bf16 F.linear is oneDNN already. Rounding is that of any fp32 GEMM (~5e-6 vs float64 on a
 # 384-term dot product, as MKL). Set to False to always use F.linear.
 ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-# Each new GEMM shape gets a oneDNN primitive (JIT code, ~0.3 MB) in two caches of 1024 entries
-# (ideep's LRU_CACHE_CAPACITY, oneDNN's ONEDNN_PRIMITIVE_CACHE_CAPACITY). Packed batches bring a new
-# token count almost every time, so the caches only fill: +700 MB of RSS after ~1000 batches, with
-# no hits to show for it (tests/e2e/test_stream_memory.py). 64 entries keep fixed-shape loops' hits
-# at the same speed. Both are read at oneDNN's first use; a value set by the user wins.
+# Each new GEMM shape gets a oneDNN primitive (JIT code plus, for real weights, a reordered weight
+# copy: ~4 MB per entry for MiniLM) in two caches of 1024 entries (ideep's LRU_CACHE_CAPACITY,
+# oneDNN's ONEDNN_PRIMITIVE_CACHE_CAPACITY). Packed batches bring a new token count almost every
+# time, so the caches only fill, with no hits: MiniLM's RSS grew by 600 MB over 250 batches even
+# at 64 entries (tests/e2e/test_stream_memory.py, benchmarks/stream_memory.py). 8 entries still
+# hold a fixed-shape loop's few shapes (same speed measured at 64, 16 and 4). Both are read at
+# oneDNN's first use; a value set by the user wins.
 if ONEDNN_LINEAR:
-    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    os.environ.setdefault("LRU_CACHE_CAPACITY", "8")
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
 
 
 def linear(x: Tensor, layer: nn.Module, *, gelu: bool = False) -> Tensor:
