@@ -345,3 +345,32 @@ def test_resume_continues_and_refuses_a_different_run(tiny: Path, tmp_path: Path
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(InputError, match=r"cannot --resume .*model"):
         embed_to_folder(InputSource.from_path(str(source)), out, other, resume=True, shard_size=25, chunk_size=10)
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+
+def test_cli_truncation_precision_and_folder_switch(tiny: Path, tmp_path: Path, cli: Any) -> None:
+    source = write_lines(tmp_path / "in.txt", ["fits", "word " * 40, "also fits"])
+    proc = cli("embed", "-i", str(source), "-m", str(tiny), "--truncate", "error", "-o", str(tmp_path / "x.npy"))
+    assert proc.returncode == 2 and "text 1 has 42 tokens, more than the maximum length 32" in proc.stderr
+    assert not (tmp_path / "x.npy").exists()
+
+    proc = cli("embed", "-i", str(source), "-m", str(tiny), "--precision", "binary", "--dim", "16",
+               "-o", str(tmp_path / "x.npy"))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 3 texts truncated at 32 tokens" in proc.stderr
+    unit = bertzoo.embed(["fits", "word " * 40, "also fits"], model=tiny, truncate="silent")[:, :16]
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), np.packbits(unit > 0, axis=1))
+
+    proc = cli("embed", "-i", str(source), "-m", str(tiny), "--precision", "int8", "--truncate", "silent")
+    assert proc.returncode == 0 and proc.stderr == ""
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(r["tokens"], r["truncated"]) for r in records] == [(3, False), (42, True), (4, False)]
+    assert all(isinstance(r["scale"], float) and max(map(abs, r["embedding"])) == 127 for r in records)
+
+    proc = cli("embed", "-i", str(source), "-m", str(tiny), "-o", str(tmp_path / "x.npy"), "--resume")
+    assert proc.returncode == 2 and "--resume continues a sharded run" in proc.stderr
+    proc = cli("embed", "-i", str(source), "-m", str(tiny), "-o", str(tmp_path / "shards"), "--no-progress")
+    assert proc.returncode == 0 and "in 1 shards" in proc.stderr
+    assert read_manifest(tmp_path / "shards")["truncation"]["summary"] == "1 of 3 texts truncated at 32 tokens"
