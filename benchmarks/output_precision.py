@@ -5,7 +5,7 @@
 Documents are the first ``--docs`` paragraphs of benchmarks/data/paragraphs.jsonl.gz; each query
 is the first sentence of one of them (paragraphs with at least two sentences), and its own
 paragraph is the right answer (a small self-retrieval task). Documents are stored as
-``bertzoo embed --precision P --dim N`` stores them (:func:`bertzoo.outputs.shape_vectors`);
+``bertzoo embed --precision P --dim N`` stores them (:func:`bertzoo.inference.vectors.shape_vectors`);
 queries stay float32 (cut to N dims and re-normalised), except for binary, where both sides are
 sign bits ranked by Hamming distance, as binary indexes are searched.
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertzoo.outputs import restore_vectors, shape_vectors
-from bertzoo.runner import Pipeline
+from bertzoo.inference.vectors import restore_vectors, shape_vectors
+from bertzoo.inference.pipeline import Pipeline
 
 CORPUS = Path(__file__).resolve().parent / "data" / "paragraphs.jsonl.gz"
 VARIANTS = [("float32", None), ("float16", None), ("int8", None), ("binary", None),

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,10 @@ class PluginInfo:
     components: list[str] = field(default_factory=list)
     builtin: bool = False
     traceback: str | None = None  # the full traceback of a failure, for `bertzoo plugins --json`
+    commands: list[str] = field(default_factory=list)  # CLI sub-commands its command hook added
+    # hook name -> one-line error, for a hook other than bertzoo_register that failed (the plugin's
+    # components stay registered)
+    hook_errors: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,8 @@ class PluginInfo:
             "components": self.components,
             "builtin": self.builtin,
             "traceback": self.traceback,
+            "commands": self.commands,
+            "hook_errors": self.hook_errors,
         }
 
 
@@ -64,10 +70,31 @@ def _split_env(value: str | None) -> set[str] | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    """``Type: first line of the message``, so listings and error messages stay one line."""
+    """``Type: first line of the message``, so listings and error messages stay one line.
+
+    pluggy's validation errors put the cause on their last line (the first names the plugin and
+    hook), so all of their lines are kept, joined.
+    """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
+    if isinstance(exc, pluggy.PluginValidationError):
+        text = "; ".join(lines)
+    else:
+        text = lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+BUILTIN_NAMESPACE = "bertzoo"
+
+
+def _check_namespace(info: PluginInfo) -> None:
+    """Only bertzoo's own distribution registers under ``bertzoo:``, even with a built-in disabled."""
+    if info.namespace == BUILTIN_NAMESPACE and not info.builtin:
+        source = f"distribution {info.distribution!r}" if info.distribution else f"module {info.module!r}"
+        raise PluginError(
+            f"plugin {info.name!r} ({source}) claims the namespace 'bertzoo', which only bertzoo's own "
+            "distribution may use (also when a built-in is disabled with BERTZOO_DISABLE_PLUGINS); set "
+            "bertzoo_namespace = '<your name>' in the plugin module and register your components there"
+        )
 
 
 def _normalize(dist_name: str) -> str:
@@ -169,16 +196,18 @@ class PluginHost:
                     f"plugin {info.name!r} declares bertzoo_namespace = {namespace!r}; it must be a string such as 'foo'"
                 )
             info.namespace = namespace
+            _check_namespace(info)
             self._check_api(info, obj)
             self.pm.register(obj, name=info.name)
             in_pm = True
-            registrar = PluginRegistrar(self.registry, info.name, info.namespace)
-            registrar.distribution, registrar.version = info.distribution, info.version
+            registrar = PluginRegistrar(
+                self.registry, info.name, info.namespace, distribution=info.distribution, version=info.version
+            )
             impls = [i for i in self.pm.hook.bertzoo_register.get_hookimpls() if i.plugin_name == info.name]
-            if not impls:
+            if not impls and not self._impls("bertzoo_register_commands", info.name):
                 raise PluginError(
                     f"plugin {info.name!r} ({info.module}) has no function marked @bertzoo.hookimpl "
-                    "named bertzoo_register; add one"
+                    "named bertzoo_register (or bertzoo_register_commands); add one"
                 )
             hook_args = {"registry": registrar}
             for impl in impls:
@@ -195,8 +224,11 @@ class PluginHost:
             info.error = _one_line(exc)
             info.traceback = traceback.format_exc()
             info.components = []
+            # A squatter refused the bertzoo namespace fills none of it: a miss there is not its fault.
+            squatter = info.namespace == BUILTIN_NAMESPACE and not info.builtin
             self.registry.record_failure(
-                info.name, info.error, [(r.kind, r.full_name) for r in rolled_back], namespace=info.namespace
+                info.name, info.error, [(r.kind, r.full_name) for r in rolled_back],
+                namespace=None if squatter else info.namespace,
             )
             if strict:
                 raise PluginError(
@@ -204,6 +236,33 @@ class PluginHost:
                     "BERTZOO_STRICT_PLUGINS to skip it"
                 ) from exc
         return info
+
+    def _impls(self, hook: str, plugin: str) -> list[Any]:
+        return [i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == plugin]
+
+    def hook_functions(self, hook: str) -> list[tuple[PluginInfo, Callable[..., Any]]]:
+        """Each loaded plugin's implementation of ``hook``, in load order, as ``(info, call)``.
+
+        ``call(**arguments)`` passes the implementation only the arguments it declares (pluggy's
+        opt-in arguments). The caller isolates failures and reports them with
+        :meth:`record_hook_failure`.
+        """
+        found: list[tuple[PluginInfo, Callable[..., Any]]] = []
+        for info in self.plugins.values():
+            if info.status != "loaded":
+                continue
+            for impl in self._impls(hook, info.name):
+                def call(_impl: Any = impl, **arguments: Any) -> Any:
+                    return _impl.function(**{arg: arguments[arg] for arg in _impl.argnames})
+
+                found.append((info, call))
+        return found
+
+    @staticmethod
+    def record_hook_failure(info: PluginInfo, hook: str, exc: BaseException) -> None:
+        """Record that ``info``'s implementation of ``hook`` raised ``exc`` (shown by ``bertzoo plugins``)."""
+        info.hook_errors[hook] = _one_line(exc)
+        info.traceback = "".join(traceback.format_exception(exc))
 
     @staticmethod
     def _check_api(info: PluginInfo, obj: Any) -> None:
@@ -243,6 +302,11 @@ def get_host() -> PluginHost:
 def get_registry() -> Registry:
     """The process-wide registry, filled from installed plugins on first use."""
     return get_host().registry
+
+
+def registry_or_default(registry: Registry | None) -> Registry:
+    """``registry`` if given, else the process-wide one: how every ``registry=None`` argument resolves."""
+    return registry if registry is not None else get_registry()
 
 
 def reset() -> None:

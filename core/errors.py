@@ -32,3 +32,13 @@ class PluginError(BertzooError):
 
 class InputError(BertzooError, ValueError):
     """Bad forward arguments: wrong shapes, ranks, dtypes or combinations."""
+
+
+def check_choice(what: str, value: object, choices: tuple[str, ...] | list[str]) -> str:
+    """``value`` if it is one of ``choices``, else an :class:`InputError` naming the valid ones.
+
+    The one wording of "unknown option value" errors: ``truncate='x' is unknown; use one of a, b``.
+    """
+    if value not in choices:
+        raise InputError(f"{what}={value!r} is unknown; use one of {', '.join(choices)}")
+    return str(value)

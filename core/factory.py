@@ -14,20 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bertzoo.discovery import registry_or_default
 from bertzoo.errors import ComponentNotFoundError, SpecError
+from bertzoo.limits import check_size
 from bertzoo.registry import Registry
 from bertzoo.spec import ModelSpec, apply_overrides, validate_components
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from bertzoo.discovery import get_registry
-
-    return get_registry()
 
 
 def resolve_spec(
@@ -40,7 +34,7 @@ def resolve_spec(
     Raises:
         SpecError: unknown preset (with close matches), unreadable file, invalid fields or options.
     """
-    reg = _registry(registry)
+    reg = registry_or_default(registry)
     if isinstance(source, ModelSpec):
         spec = source
     elif isinstance(source, Mapping):
@@ -97,6 +91,8 @@ def build(
     /,
     *,
     registry: Registry | None = None,
+    max_parameters: int | None = None,
+    max_layers: int | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Build a randomly initialised model.
@@ -106,27 +102,56 @@ def build(
     Args:
         source: preset name, spec file path (.yaml/.json/.toml), dict, or :class:`ModelSpec`.
         registry: a registry to build from (default: the installed plugins).
+        max_parameters, max_layers: size limits checked before allocating (default: the
+            ``BERTZOO_MAX_PARAMETERS`` / ``BERTZOO_MAX_LAYERS`` environment variables, else 10 B
+            parameters and 1000 layers; see :mod:`bertzoo.limits`).
         **overrides: spec fields, component names (``attention="sdpa"``), dotted paths
             (``components.head.options.num_labels``) or bare component options (``num_labels``).
 
     Raises:
-        SpecError, ComponentNotFoundError, IncompatibleComponentError.
+        SpecError (also for a model over the size limits, or one that does not fit in memory),
+        ComponentNotFoundError, IncompatibleComponentError.
     """
-    reg = _registry(registry)
+    reg = registry_or_default(registry)
     spec = resolve_spec(source, overrides, reg)
-    return assemble(spec, reg)
+    return assemble(spec, reg, max_parameters=max_parameters, max_layers=max_layers)
 
 
 def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any = None, dtype: Any = None,
-             init: bool = True) -> nn.Module:
+             init: bool = True, max_parameters: int | None = None, max_layers: int | None = None) -> nn.Module:
     """Assemble a model from an already validated spec (random initialisation, HF's rules).
 
     ``init=False`` skips the initialisation (``from_pretrained`` builds on the meta device and
-    initialises only what the checkpoint lacks)."""
+    initialises only what the checkpoint lacks). The size is checked first
+    (:func:`bertzoo.limits.check_size`: ``max_parameters``, ``max_layers``), and running out of
+    memory while allocating is a :class:`SpecError` with the estimate, not a raw traceback."""
+    estimate = check_size(spec, max_parameters=max_parameters, max_layers=max_layers,
+                          bytes_per_parameter=int(getattr(dtype, "itemsize", 4)))
+    try:
+        return _assemble(spec, registry, device=device, dtype=dtype, init=init)
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_allocation_failure(exc):
+            raise
+        what = f"spec {spec.name!r}" if spec.name else "the spec"
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise SpecError(
+            f"building {what} ran out of memory ({type(exc).__name__}: {first_line}); it needs {estimate.describe()}: "
+            "use smaller sizes or a smaller dtype, or build on a machine or device with more memory"
+        ) from None
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    # torch reports a failed CPU allocation as a RuntimeError ("can't allocate memory") and a CUDA one
+    # as OutOfMemoryError (a RuntimeError); other RuntimeErrors are bugs and keep their traceback.
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _assemble(spec: ModelSpec, registry: Registry | None, *, device: Any, dtype: Any, init: bool) -> nn.Module:
     from bertzoo.model import BertModel, init_weights
     from bertzoo.selection import resolve_attention
 
-    reg = _registry(registry)
+    reg = registry_or_default(registry)
     comps = spec.components
     attention_record, _reason = resolve_attention(spec, reg, device=device, dtype=dtype)
     attention_options = comps.attention.options if comps.attention.name != "auto" else {}

@@ -60,7 +60,7 @@ class AttentionMask:
         max_seqlen: packed input only: longest sequence.
         explicit: a user-given ``(B|1, 1|h, S, S_k)`` mask used as is (no causality added):
             float = additive (0 attend, large negative masked), bool = True attend.
-        cache: conversions made during this forward (see :mod:`bertzoo.masks`: ``boolean_mask``,
+        cache: conversions made during this forward (see :mod:`bertzoo.model.masks`: ``boolean_mask``,
             ``additive_mask``, ``empty_rows``); implementations share them across layers.
     """
 
@@ -142,8 +142,9 @@ class Layer(Protocol):
 
     Built as ``target(spec, attention=..., cross_attention=... | None, **options)``.
     A layer that also runs packed ``(T, H)`` input (mask with ``cu_seqlens``, no cache or
-    cross-attention) says so with a class attribute ``supports_packed = True``; the trunk packs
-    only when every layer does.
+    cross-attention) says so at registration: ``registry.register("layer", name, target,
+    supports_packed=True)``. Without it the model runs every call padded, and ``--explain`` /
+    ``Choice.packed_reason`` say so (:func:`bertzoo.selection.packed_choice`).
     """
 
     def __call__(
@@ -161,7 +162,7 @@ class Layer(Protocol):
     ) -> LayerOutput:
         """``(B, S, H)`` (or packed ``(T, H)``) → :class:`LayerOutput` with the same shape.
 
-        ``past_key_value`` is a :class:`bertzoo.cache.LayerCache` view (``update`` / ``cross`` /
+        ``past_key_value`` is a :class:`bertzoo.model.cache.LayerCache` view (``update`` / ``cross`` /
         ``set_cross``), whatever cache type the caller gave. ``attention`` replaces the built
         attention op(s) for this call only; the trunk passes it only when the call needs a
         capability the built op lacks (weights, head mask), so a layer may omit the argument
@@ -172,10 +173,20 @@ class Layer(Protocol):
 
 @runtime_checkable
 class Pooler(Protocol):
-    """Sequence → one vector. Reference: ``eager.BertPooler`` (``cls-tanh``)."""
+    """Sequence → one vector. Reference: ``eager.BertPooler`` (``cls-tanh``).
 
-    def __call__(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """``(B, S, H)`` and an optional ``(B, S)`` mask → ``(B, H)``."""
+    Built as ``target(spec, **options)``. The built-in parameter-free poolers are
+    :func:`bertzoo.heads.pooling.pool` with a fixed mode; reuse it rather than rewriting the math.
+    The trunk checks the output: anything but a ``(B, H)`` tensor raises
+    :class:`~bertzoo.errors.IncompatibleComponentError` naming the pooler.
+    """
+
+    def __call__(
+        self, hidden_states: Tensor, attention_mask: Tensor | None = None, *, cu_seqlens: Tensor | None = None
+    ) -> Tensor:
+        """Padded: ``(B, S, H)`` and an optional ``(B, S)`` mask (nonzero = real token) → ``(B, H)``.
+        Packed: ``(T, H)`` real tokens and ``cu_seqlens`` ``(B + 1,)`` offsets → ``(B, H)``, equal to
+        the padded result on the same sequences."""
         ...
 
 
@@ -193,4 +204,131 @@ class Head(Protocol):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The trunk's forward arguments plus the head's labels → the head's output dataclass."""
+        ...
+
+
+# -- the main job's task contracts ------------------------------------------------------------------------
+#
+# A head registers the tasks it serves (``registry.register("head", name, target, task="embed")``, or a
+# tuple of tasks) and implements that task's method below. The inference pipeline runs the trunk, hands
+# the head a :class:`TaskStates` and calls the method; it never reads a head's other attributes.
+
+#: the built-in main-job tasks and the head each uses when none is named (and the checkpoint records none
+#: that serves it)
+TASK_DEFAULT_HEADS: dict[str, str] = {
+    "embed": "sentence-embedding",
+    "classify": "sequence-classification",
+    "rerank": "sequence-classification",
+    "fill-mask": "masked-lm",
+    "token-classify": "token-classification",
+    "answer": "question-answering",
+}
+
+
+@dataclass
+class TaskStates:
+    """One batch of the trunk's last hidden states, as the pipeline hands them to a task contract.
+
+    Packed (``cu_seqlens`` set): ``hidden`` is ``(T, H)`` real tokens only, ``input_ids`` ``(T,)``.
+    Padded (``attention_mask`` set): ``hidden`` is ``(B, S, H)``, ``input_ids`` / ``attention_mask``
+    ``(B, S)``. A head that only handles padded states declares ``packed_tasks = False`` on its class.
+    """
+
+    hidden: Tensor
+    input_ids: Tensor
+    cu_seqlens: Tensor | None = None
+    attention_mask: Tensor | None = None
+    token_type_ids: Tensor | None = None
+    max_seqlen: int = 0
+
+    @property
+    def packed(self) -> bool:
+        return self.cu_seqlens is not None
+
+    @property
+    def batch_size(self) -> int:
+        if self.cu_seqlens is not None:
+            return int(self.cu_seqlens.numel()) - 1
+        return int(self.hidden.shape[0])
+
+
+@runtime_checkable
+class EmbedTask(Protocol):
+    """``task="embed"``: one vector per text.
+
+    ``embedding_dimension`` is the vectors' width; ``embedding_normalize`` says whether the pipeline
+    L2-normalises them by default (after merging a long text's windows, so the head returns them
+    unnormalised).
+    """
+
+    embedding_dimension: int
+    embedding_normalize: bool
+
+    def embed_states(self, states: TaskStates) -> Tensor:
+        """``(B, D)`` float32 vectors, not normalised."""
+        ...
+
+
+@runtime_checkable
+class ClassifyTask(Protocol):
+    """``task="classify"`` (and ``"rerank"``): one row of logits per text or text pair.
+
+    ``id2label`` maps class index to label name; ``problem_type`` is HF's (None,
+    ``"regression"``, ``"single_label_classification"``, ``"multi_label_classification"``) and picks
+    how logits become scores.
+    """
+
+    id2label: dict[int, str]
+    problem_type: str | None
+
+    def classify_states(self, states: TaskStates) -> Tensor:
+        """``(B, num_labels)`` logits."""
+        ...
+
+
+@runtime_checkable
+class FillMaskTask(Protocol):
+    """``task="fill-mask"``: vocabulary logits at the mask positions only."""
+
+    def mask_logits(self, states: TaskStates, positions: Tensor) -> Tensor:
+        """``positions``: bool, the shape of ``states.input_ids``, True at mask tokens → ``(M, V)``
+        logits, one row per True position in row-major order."""
+        ...
+
+
+@runtime_checkable
+class TokenClassifyTask(Protocol):
+    """``task="token-classify"``: one row of logits per token (NER and the like)."""
+
+    id2label: dict[int, str]
+
+    def token_logits(self, states: TaskStates) -> Tensor:
+        """``(T, num_labels)`` packed or ``(B, S, num_labels)`` padded."""
+        ...
+
+
+@runtime_checkable
+class AnswerTask(Protocol):
+    """``task="answer"``: extractive question answering."""
+
+    def span_logits(self, states: TaskStates) -> tuple[Tensor, Tensor]:
+        """Start and end logits per token: ``(T,)`` each packed, ``(B, S)`` padded."""
+        ...
+
+
+# -- compute precisions ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Precision(Protocol):
+    """A compute precision (``kind="precision"``): how a loaded model's arithmetic runs.
+
+    Built as ``target(**options)``; :meth:`apply` changes the model in place for inference (e.g.
+    swaps Linear layers). ``calibrate`` runs the float model on a few real texts, for precisions
+    that need activation statistics. Metadata at registration: ``devices`` (tuple of device
+    types it runs on), ``aliases`` (extra names accepted by ``dtype=`` / ``--compute``).
+    """
+
+    def apply(self, model: Any, *, calibrate: Any = None) -> Any:
+        """Convert ``model`` (a head with its trunk as ``.bert``) in place and return it."""
         ...

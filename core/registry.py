@@ -8,19 +8,30 @@ strings, imported only when the component is built, so listing never imports tor
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import fnmatch
 import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from bertzoo.errors import ComponentNotFoundError, PluginError
 
-KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head", "preset")
+KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head", "preset", "precision")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+# Keys bertzoo itself sets on a record (and `describe` shows): metadata may not shadow them.
+RESERVED_METADATA: frozenset[str] = frozenset(
+    {"kind", "name", "namespace", "plugin", "target", "description", "capabilities", "options",
+     "distribution", "version", "full_name"}
+)
+_READ_ONLY_HINT = (
+    "records are read-only once registered; a plugin adds its own components under its own namespace "
+    "(it cannot change or replace another plugin's)"
+)
 
 
 def _natural_key(text: str) -> list[Any]:
@@ -45,21 +56,62 @@ def load_target(target: Any) -> Any:
     return obj
 
 
-@dataclass
-class ComponentRecord:
-    """Everything known about one registered component, readable without building it."""
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses every change: a record's capabilities and metadata.
 
+    A dict subclass (not a mapping proxy) so it still compares equal to a dict and serialises
+    as JSON; copies (``copy``/``deepcopy``/pickle) are frozen too.
+    """
+
+    __slots__ = ("_label",)
+
+    def __init__(self, data: Mapping[str, Any] = {}, label: str = "a component record") -> None:  # noqa: B006 - never mutated
+        super().__init__(data)
+        self._label = label
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise PluginError(f"{self._label} cannot be changed: {_READ_ONLY_HINT}")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self), self._label))
+
+
+@dataclass(frozen=True)
+class _RecordFields:
     kind: str
     name: str
     namespace: str
     plugin: str
     target: Any
     description: str = ""
-    capabilities: dict[str, Any] = field(default_factory=dict)
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
     options: Any = None  # a pydantic model class, or a "module:attr" string naming one
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
     distribution: str | None = None
     version: str | None = None
+
+    def __post_init__(self) -> None:
+        # A shallow copy: the registrant changing its own dict later must not change the record.
+        label = f"{self.kind} '{self.namespace}:{self.name}'"
+        object.__setattr__(self, "capabilities", FrozenDict(self.capabilities, f"the capabilities of {label}"))
+        object.__setattr__(self, "metadata", FrozenDict(self.metadata, f"the metadata of {label}"))
+
+
+class ComponentRecord(_RecordFields):
+    """Everything known about one registered component, readable without building it.
+
+    Immutable: ``record.target = ...`` raises :class:`PluginError` (a plugin must not swap the
+    implementation behind another plugin's name), and so does changing its capabilities or metadata.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise PluginError(f"{self.kind} {self.full_name!r}: its {name!r} cannot be set: {_READ_ONLY_HINT}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise PluginError(f"{self.kind} {self.full_name!r}: its {name!r} cannot be deleted: {_READ_ONLY_HINT}")
 
     @property
     def full_name(self) -> str:
@@ -117,6 +169,13 @@ class Registry:
             raise PluginError(
                 f"plugin {record.plugin!r} uses the namespace {record.namespace!r}; namespaces are "
                 "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
+            )
+        shadowed = sorted(RESERVED_METADATA & set(record.metadata))
+        if shadowed:
+            raise PluginError(
+                f"plugin {record.plugin!r} passed {', '.join(map(repr, shadowed))} as metadata of {record.kind} "
+                f"{record.full_name!r}; bertzoo sets those itself (the plugin and namespace come from the "
+                "plugin's distribution and bertzoo_namespace); remove or rename them"
             )
         key = (record.kind, record.full_name)
         if key in self._records:
@@ -316,7 +375,7 @@ class Registry:
             "name": r.full_name,
             "plugin": r.plugin,
             "description": r.description,
-            "capabilities": r.capabilities,
+            "capabilities": dict(r.capabilities),
             "target": _target_name(r.target),
             **r.metadata,
         }
@@ -347,16 +406,60 @@ class PluginRegistrar:
 
     It stamps the plugin name and namespace on every record, so plugins never touch the
     registry's internals, and remembers what the plugin registered so a failure half-way can be
-    rolled back.
+    rolled back. It is read-only to the plugin (its name and namespace come from the host), and
+    :meth:`get` hands out copies, so a plugin cannot change what another registered.
     """
 
-    def __init__(self, registry: Registry, plugin: str, namespace: str) -> None:
-        self._registry = registry
-        self.plugin = plugin
-        self.namespace = namespace
-        self.registered: list[ComponentRecord] = []
-        self.distribution: str | None = None
-        self.version: str | None = None
+    __slots__ = ("_registry", "_plugin", "_namespace", "_distribution", "_version", "_registered")
+    _registry: Registry
+    _plugin: str
+    _namespace: str
+    _distribution: str | None
+    _version: str | None
+    _registered: list[ComponentRecord]
+
+    def __init__(
+        self,
+        registry: Registry,
+        plugin: str,
+        namespace: str,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        for slot, value in (("_registry", registry), ("_plugin", plugin), ("_namespace", namespace),
+                            ("_distribution", distribution), ("_version", version), ("_registered", [])):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise PluginError(
+            f"plugin {self._plugin!r} tried to set {name!r} on its registrar, which is read-only: the plugin "
+            "name and namespace come from its distribution; choose the namespace with bertzoo_namespace = "
+            "'<name>' in the plugin module"
+        )
+
+    @property
+    def plugin(self) -> str:
+        """The plugin's name (its entry-point name)."""
+        return self._plugin
+
+    @property
+    def namespace(self) -> str:
+        """The prefix of the plugin's full names."""
+        return self._namespace
+
+    @property
+    def distribution(self) -> str | None:
+        return self._distribution
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
+    @property
+    def registered(self) -> list[ComponentRecord]:
+        """What this plugin registered so far (a copy of the list; the records are immutable)."""
+        return list(self._registered)
 
     def register(
         self,
@@ -373,23 +476,39 @@ class PluginRegistrar:
         record = ComponentRecord(
             kind=kind,
             name=name,
-            namespace=self.namespace,
-            plugin=self.plugin,
+            namespace=self._namespace,
+            plugin=self._plugin,
             target=target,
             description=description,
             capabilities=dict(capabilities or {}),
             options=options,
             metadata=dict(metadata),
-            distribution=self.distribution,
-            version=self.version,
+            distribution=self._distribution,
+            version=self._version,
         )
         self._registry.add(record)
-        self.registered.append(record)
+        self._registered.append(record)
         return record
 
     # Read access for plugins that build on others (e.g. a preset derived from a preset).
     def get(self, kind: str, name: str) -> ComponentRecord:
-        return self._registry.get(kind, name)
+        """A copy of the record ``name`` resolves to: changing it cannot reach the registry."""
+        return read_only_view(self._registry.get(kind, name))
+
+
+def read_only_view(record: ComponentRecord) -> ComponentRecord:
+    """A copy of ``record`` whose nested containers (capability lists, data targets) are copies too."""
+    target = _copied(record.target) if isinstance(record.target, (dict, list)) else record.target
+    return dataclasses.replace(
+        record, target=target, capabilities=_copied(record.capabilities), metadata=_copied(record.metadata)
+    )
+
+
+def _copied(value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - an uncopyable value (a lock, a module): the record stays frozen at the top
+        return value
 
 
 RegisterFn = Callable[..., ComponentRecord]

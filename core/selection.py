@@ -7,14 +7,15 @@ The choice is explained: :class:`Choice` records why each other candidate was pa
 serve the request raises instead of silently degrading (transformers' sdpa returns ``()``
 attentions; we do not).
 
-Packed execution: for an encoder, the choice also names the implementation that runs packed calls
-(real tokens only, ``(T, h, d)`` with ``cu_seqlens``; see :class:`bertzoo.model.BertModel`): the
-chosen one when it is variable-length, else, under ``auto``, the best variable-length one
-(``Request(varlen=True)``). Measured on CPU (``benchmarks/encoder.py``, issue-6 workload, 47%
-padding) packed calls run 1.7x (MiniLM) and 1.85x (BERT-base) the padded sdpa path of the same
-model, and an unpadded batch packs with a free reshape and one batched attention call, so packing
-is preferred whenever it is possible. (Under CPU oversubscription the per-sequence attention loop
-stalls on OpenMP barriers and the lead shrinks; see docs/benchmarks.md.)
+Packed execution: for an encoder whose layer is registered with ``supports_packed=True``, the
+choice also names the implementation that runs packed calls (real tokens only, ``(T, h, d)`` with
+``cu_seqlens``; see :class:`bertzoo.model.BertModel`): the chosen one when it is variable-length,
+else, under ``auto``, the best variable-length one (``Request(varlen=True)``). Measured on CPU
+(``benchmarks/encoder.py``, issue-6 workload, 47% padding) packed calls run 1.7x (MiniLM) and
+1.85x (BERT-base) the padded sdpa path of the same model, and an unpadded batch packs with a free
+reshape and one batched attention call, so packing is preferred whenever it is possible. (Under
+CPU oversubscription the per-sequence attention loop stalls on OpenMP barriers and the lead
+shrinks; see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bertzoo.errors import IncompatibleComponentError
+from bertzoo.dtypes import dtype_name
+from bertzoo.errors import ComponentNotFoundError, IncompatibleComponentError
 from bertzoo.registry import ComponentRecord, Registry
 
 
@@ -68,12 +70,6 @@ class Choice:
         return "\n".join(lines)
 
 
-def _dtype_name(dtype: Any) -> str:
-    if dtype is None:
-        return "float32"
-    return str(dtype).replace("torch.", "")
-
-
 def _device_name(device: Any) -> str:
     if device is None:
         return "cpu"
@@ -83,7 +79,7 @@ def _device_name(device: Any) -> str:
 def request_for(spec: Any, *, device: Any = None, dtype: Any = None, **needs: bool) -> Request:
     return Request(
         device=_device_name(device),
-        dtype=_dtype_name(dtype),
+        dtype=dtype_name(dtype),
         causal=bool(spec.is_decoder),
         cross_attention=bool(spec.add_cross_attention),
         kv_cache=bool(spec.is_decoder and spec.use_cache),
@@ -163,28 +159,51 @@ def resolve_attention(spec: Any, registry: Registry, *, device: Any = None, dtyp
 def packed_choice(spec: Any, registry: Registry, choice: Choice) -> tuple[ComponentRecord | None, str]:
     """Which implementation runs packed calls of a model built with ``choice``, and why.
 
-    Encoders only (a decoder's cache and cross-attention need padded keys). Packed calls are
-    those without attention weights, ``head_mask`` or a 4-D mask, whose padding leaves each
-    row's real tokens contiguous; the others run padded on ``choice.record``.
+    Encoders only (a decoder's cache and cross-attention need padded keys), built with a layer
+    whose registration declares ``supports_packed=True`` (metadata: the layer runs ``(T, H)``
+    hidden states with a ``cu_seqlens`` mask). Packed calls are those without attention weights,
+    ``head_mask`` or a 4-D mask, whose padding leaves each row's real tokens contiguous; the
+    others run padded on ``choice.record``.
     """
     if spec.is_decoder:
         return None, "off (decoder: causal cache and cross-attention run padded)"
     when = "calls without weights, head_mask or a 4-D mask run on real tokens only"
     if choice.record.capabilities.get("varlen", False):
-        return choice.record, f"{choice.record.full_name} ({when})"
-    if not choice.auto:
+        packed, reason = choice.record, f"{choice.record.full_name} ({when})"
+    elif not choice.auto:
         return None, f"off ({choice.record.full_name} was named and is not variable-length; name 'flash' or use 'auto')"
+    else:
+        try:
+            varlen = choose(registry, replace(choice.request, varlen=True))
+        except IncompatibleComponentError:
+            return None, "off (no registered variable-length attention can serve this model)"
+        packed, reason = varlen.record, f"{varlen.record.full_name} ({when}; padded calls use {choice.record.full_name})"
+    layer_off = _layer_cannot_pack(spec, registry)
+    return (None, layer_off) if layer_off else (packed, reason)
+
+
+def layer_supports_packed(record: ComponentRecord) -> bool:
+    """Whether a layer's registration declares ``supports_packed=True``; undeclared counts as no."""
+    return bool(record.metadata.get("supports_packed", False))
+
+
+def _layer_cannot_pack(spec: Any, registry: Registry) -> str:
+    """Why the spec's layer keeps the model padded, or "" when it runs packed."""
+    name = spec.components.layer.name
     try:
-        varlen = choose(registry, replace(choice.request, varlen=True))
-    except IncompatibleComponentError:
-        return None, "off (no registered variable-length attention can serve this model)"
-    return varlen.record, f"{varlen.record.full_name} ({when}; padded calls use {choice.record.full_name})"
+        record = registry.get("layer", name)
+    except ComponentNotFoundError:
+        return f"off (layer {name!r} is not registered here, so it cannot declare supports_packed)"
+    if layer_supports_packed(record):
+        return ""
+    return (
+        f"off (layer {record.full_name} is not registered with supports_packed=True, so every call runs padded; "
+        "its plugin declares it once the layer runs (T, H) input with a cu_seqlens mask)"
+    )
 
 
 def explain_attention(spec: Any, registry: Registry | None = None, *, device: Any = None, dtype: Any = None) -> str:
     """Why ``spec`` gets the attention it gets, one line per registered candidate."""
-    if registry is None:
-        from bertzoo.discovery import get_registry
+    from bertzoo.discovery import registry_or_default
 
-        registry = get_registry()
-    return resolve_attention(spec, registry, device=device, dtype=dtype)[1].explain()
+    return resolve_attention(spec, registry_or_default(registry), device=device, dtype=dtype)[1].explain()

@@ -76,19 +76,32 @@ class ModelSpec(BaseModel):
     num_attention_heads: int = Field(12, gt=0)
     intermediate_size: int = Field(3072, gt=0)
     hidden_act: str = "gelu"
-    hidden_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
-    attention_probs_dropout_prob: float = Field(0.1, ge=0.0, le=1.0)
+    hidden_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, allow_inf_nan=False)
+    attention_probs_dropout_prob: float = Field(0.1, ge=0.0, le=1.0, allow_inf_nan=False)
     max_position_embeddings: int = Field(512, gt=0)
     type_vocab_size: int = Field(2, gt=0)
-    initializer_range: float = Field(0.02, ge=0.0)
-    layer_norm_eps: float = Field(1e-12, gt=0.0)
+    initializer_range: float = Field(0.02, ge=0.0, allow_inf_nan=False)
+    layer_norm_eps: float = Field(1e-12, gt=0.0, allow_inf_nan=False)
     pad_token_id: int | None = 0
     is_decoder: bool = False
     add_cross_attention: bool = False
     use_cache: bool = True
     tie_word_embeddings: bool = True
-    classifier_dropout: float | None = Field(None, ge=0.0, le=1.0)
+    classifier_dropout: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
     components: Components = Field(default_factory=Components)
+
+    @field_validator(
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "max_position_embeddings", "type_vocab_size", "pad_token_id", "hidden_dropout_prob",
+        "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "classifier_dropout",
+        mode="before",
+    )
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # pydantic reads true as 1 (or 1.0): a size, count or rate written as a boolean is a mistake
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not the boolean {str(value).lower()}")
+        return value
 
     @field_validator("pad_token_id", mode="before")
     @classmethod
@@ -190,7 +203,9 @@ class ModelSpec(BaseModel):
         return cls.from_data(data, source="config.json")
 
 
-# Activation names accepted in hidden_act (HF's ACT2FN names that BERT checkpoints use).
+# Activation names accepted in hidden_act (HF's ACT2FN names that BERT checkpoints use). Names only:
+# the functions are bertzoo.plugins.activations.ACT2FN (a plugin; the spec imports no torch), and a
+# test checks that its keys are exactly these.
 ACTIVATIONS: tuple[str, ...] = (
     "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish", "tanh",
     "gelu_python", "mish", "linear",

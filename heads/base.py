@@ -1,4 +1,4 @@
-"""What every head shares: the trunk call, the small head contract, and label checks.
+"""What every head shares: the trunk call, the small head contract, task-state checks and label checks.
 
 A head is built as ``HeadClass(bert, spec, **options)``. It owns the trunk as ``self.bert`` and
 its own modules under HF's top-level names (``cls``, ``classifier``, ``qa_outputs``), so its
@@ -8,20 +8,28 @@ they need to know (timm's ``PretrainedCfg.classifier`` idea):
 - ``uses_pooler``: whether the trunk keeps ``pooler.dense`` (HF's ``add_pooling_layer``).
 - ``classifier_keys``: the task-specific keys that are re-initialised when ``num_labels`` changes.
 - ``options_model``: the pydantic model validating the head's options (None = no options).
+- ``per_token_outputs``: the head's outputs or loss cover every position, padded ones included
+  (token logits, a softmax over the sequence); its forward runs the trunk padded, since packed
+  calls leave zeros at padding where transformers computes values.
+
+A head that serves a main-job task (its registration says ``task=...``) also implements that
+task's contract from :mod:`bertzoo.interfaces` (``embed_states``, ``classify_states``, ...) on the
+:class:`~bertzoo.interfaces.TaskStates` the pipeline hands it; :func:`check_states` and
+:func:`check_positions` turn bad states into :class:`~bertzoo.errors.InputError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ValidationError
 from torch import Tensor, nn
 
 from bertzoo.checkpoint import PretrainedMixin
 from bertzoo.errors import InputError, SpecError
+from bertzoo.interfaces import TaskStates
 
 IGNORE_INDEX = -100  # labels with this value do not count in the loss (CrossEntropyLoss default)
 
@@ -32,6 +40,7 @@ class BertHead(PretrainedMixin, nn.Module):
     uses_pooler: ClassVar[bool] = True
     classifier_keys: ClassVar[tuple[str, ...]] = ()
     options_model: ClassVar[type[BaseModel] | None] = None
+    per_token_outputs: ClassVar[bool] = False
 
     def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
         super().__init__()
@@ -74,8 +83,14 @@ class BertHead(PretrainedMixin, nn.Module):
 
     # -- the trunk call -----------------------------------------------------------------------
     def run_bert(self, **kwargs: Any) -> Any:
-        """Call the trunk with ``return_dict=True``; ``None`` arguments are left to its defaults."""
+        """Call the trunk with ``return_dict=True``; ``None`` arguments are left to its defaults.
+
+        The trunk runs padded (``keep_padding``) when an output covers padded positions: the
+        head's per-token outputs, or hidden states asked for, so they equal transformers'.
+        """
         kwargs["return_dict"] = True
+        if self.per_token_outputs or kwargs.get("output_hidden_states"):
+            kwargs["keep_padding"] = True
         return self.bert(**{k: v for k, v in kwargs.items() if v is not None or k == "input_ids"})
 
 
@@ -89,36 +104,68 @@ def finish(output: Any, return_dict: bool | None) -> Any:
     return output if return_dict is None or return_dict else output.to_tuple()
 
 
-# -- activations (HF's ACT2FN names accepted by the spec) -------------------------------------------
-def _gelu_fast(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+# -- task contracts: the states the pipeline hands a head ------------------------------------------
+def check_states(states: TaskStates, head: str, hidden_size: int) -> Tensor:
+    """The hidden states of a :class:`~bertzoo.interfaces.TaskStates`, checked against its layout.
+
+    Raises:
+        InputError: states that are not a TaskStates, or whose tensors do not fit each other or
+            the model (``hidden_size``).
+    """
+    if not isinstance(states, TaskStates):
+        raise InputError(f"{head}: task methods take a bertzoo.interfaces.TaskStates, got {type(states).__name__}")
+    hidden = states.hidden
+    if not isinstance(hidden, Tensor):
+        raise InputError(f"{head}: TaskStates.hidden must be a torch.Tensor, got {type(hidden).__name__}")
+    if states.cu_seqlens is not None:
+        if states.attention_mask is not None:
+            raise InputError(f"{head}: TaskStates has both cu_seqlens (packed) and attention_mask (padded); give one")
+        want, layout = 2, "packed states with cu_seqlens must be (tokens, hidden)"
+    else:
+        want, layout = 3, "padded states must be (batch, seq, hidden); packed ones need cu_seqlens"
+    if hidden.dim() != want or hidden.shape[-1] != hidden_size:
+        raise InputError(
+            f"{head}: hidden states have shape {tuple(hidden.shape)}; {layout} with hidden = {hidden_size}, "
+            "the trunk's last hidden state"
+        )
+    mask = states.attention_mask
+    if mask is not None and tuple(mask.shape) != tuple(hidden.shape[:-1]):
+        raise InputError(
+            f"{head}: attention_mask has shape {tuple(mask.shape)} but the states are {tuple(hidden.shape)}; "
+            "give one entry per token (batch, seq)"
+        )
+    return hidden
 
 
-def _gelu_new(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * torch.pow(x, 3.0))))
+def check_positions(positions: Tensor, states: TaskStates, head: str) -> Tensor:
+    """``positions`` of :meth:`~bertzoo.interfaces.FillMaskTask.mask_logits`: bool, shaped like ``input_ids``.
+
+    Raises:
+        InputError: a non-bool tensor or a shape other than the states' tokens.
+    """
+    tokens = tuple(states.hidden.shape[:-1])
+    if not isinstance(positions, Tensor) or positions.dtype != torch.bool:
+        what = f"dtype {positions.dtype}" if isinstance(positions, Tensor) else type(positions).__name__
+        raise InputError(f"{head}: positions must be a bool tensor (True at mask tokens), got {what}; "
+                         "use input_ids == mask_id")
+    if tuple(positions.shape) != tokens:
+        raise InputError(f"{head}: positions has shape {tuple(positions.shape)} but the states hold {tokens} tokens; "
+                         "give one entry per token")
+    return positions
 
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_python": F.gelu,
-    "gelu_new": _gelu_new,
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": _gelu_fast,
-    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-    "mish": F.mish,
-    "linear": lambda x: x,
-}
+def check_pooled(pooled: Any, states: TaskStates, head: str, hidden_size: int) -> Tensor:
+    """The trunk pooler's output on task states: ``(B, H)``.
 
-
-def activation(name: str) -> Callable[[Tensor], Tensor]:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise SpecError(f"hidden_act {name!r} is unknown to the heads; use one of {', '.join(ACTIVATIONS)}") from None
+    Raises:
+        InputError: naming the pooler, when it returns another shape.
+    """
+    want = (states.batch_size, hidden_size)
+    if not isinstance(pooled, Tensor) or tuple(pooled.shape) != want:
+        got = tuple(pooled.shape) if isinstance(pooled, Tensor) else type(pooled).__name__
+        raise InputError(f"{head}: the trunk's pooler returned {got}, expected {want} (batch, hidden); "
+                         "fix the pooler component or pick another one (components.pooler)")
+    return pooled
 
 
 # -- label checks: clear errors instead of deep torch messages ----------------------------------------

@@ -17,12 +17,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertzoo.errors import InputError
-from bertzoo.heads.base import BertHead, check_class_labels, check_float_labels, classifier_dropout, finish
+from bertzoo.heads.base import (
+    BertHead,
+    check_class_labels,
+    check_float_labels,
+    check_pooled,
+    check_states,
+    classifier_dropout,
+    finish,
+)
 from bertzoo.heads.options import (
     SequenceClassificationOptions,
     TokenClassificationOptions,
 )
 from bertzoo.heads.outputs import MultipleChoiceModelOutput, SequenceClassifierOutput, TokenClassifierOutput
+from bertzoo.interfaces import TaskStates
 
 
 class LabelledHead(BertHead):
@@ -68,7 +77,18 @@ class LabelledHead(BertHead):
         return config
 
 
-class BertForSequenceClassification(LabelledHead):
+class LabelClassifierHead(LabelledHead):
+    """dropout → ``classifier: Linear(H, num_labels)`` (HF's keys), on what the subclass feeds it."""
+
+    classifier_keys: ClassVar[tuple[str, ...]] = ("classifier.weight", "classifier.bias")
+
+    def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
+        super().__init__(bert, spec, **options)
+        self.dropout = nn.Dropout(classifier_dropout(spec))
+        self.classifier = nn.Linear(spec.hidden_size, self.num_labels)
+
+
+class BertForSequenceClassification(LabelClassifierHead):
     """Classification or regression on the pooled output (HF ``BertForSequenceClassification``).
 
     Loss by ``problem_type``: ``regression`` MSE, ``single_label_classification`` cross-entropy
@@ -78,13 +98,7 @@ class BertForSequenceClassification(LabelledHead):
     """
 
     uses_pooler: ClassVar[bool] = True
-    classifier_keys: ClassVar[tuple[str, ...]] = ("classifier.weight", "classifier.bias")
     options_model = SequenceClassificationOptions
-
-    def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
-        super().__init__(bert, spec, **options)
-        self.dropout = nn.Dropout(classifier_dropout(spec))
-        self.classifier = nn.Linear(spec.hidden_size, self.num_labels)
 
     @property
     def problem_type(self) -> str | None:
@@ -103,6 +117,23 @@ class BertForSequenceClassification(LabelledHead):
         if head_spec is not None:
             head_spec.options["problem_type"] = problem
         return problem
+
+    # -- tasks "classify" and "rerank" (bertzoo.interfaces.ClassifyTask) ---------------------------
+    def classify_states(self, states: TaskStates) -> Tensor:
+        """``(B, L)`` logits from packed or padded states: the trunk's pooler (``cls-tanh`` takes each
+        sequence's first token), then dropout and the classifier, as :meth:`forward` does.
+
+        Raises:
+            InputError: states that do not fit the model, or a pooler output that is not ``(B, H)``.
+        """
+        hidden = check_states(states, "sequence-classification", self.spec.hidden_size)
+        pooler = self.bert.pooler
+        if states.cu_seqlens is not None:
+            pooled = pooler(hidden, cu_seqlens=states.cu_seqlens)
+        else:
+            pooled = pooler(hidden, states.attention_mask)
+        pooled = check_pooled(pooled, states, "sequence-classification", self.spec.hidden_size)
+        return self.classifier(self.dropout(pooled))  # type: ignore[no-any-return]
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """The loss of ``logits`` (B, L) against ``labels`` by the (possibly inferred) problem type.
@@ -247,17 +278,22 @@ class BertForMultipleChoice(BertHead):
         )
 
 
-class BertForTokenClassification(LabelledHead):
+class BertForTokenClassification(LabelClassifierHead):
     """One label per token (HF ``BertForTokenClassification``); the trunk has no pooler."""
 
     uses_pooler: ClassVar[bool] = False
-    classifier_keys: ClassVar[tuple[str, ...]] = ("classifier.weight", "classifier.bias")
+    per_token_outputs: ClassVar[bool] = True
     options_model = TokenClassificationOptions
 
-    def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
-        super().__init__(bert, spec, **options)
-        self.dropout = nn.Dropout(classifier_dropout(spec))
-        self.classifier = nn.Linear(spec.hidden_size, self.num_labels)
+    # -- task "token-classify" (bertzoo.interfaces.TokenClassifyTask) -------------------------------
+    def token_logits(self, states: TaskStates) -> Tensor:
+        """``(T, L)`` logits from packed states, ``(B, S, L)`` from padded ones.
+
+        Raises:
+            InputError: states that do not fit the model.
+        """
+        hidden = check_states(states, "token-classification", self.spec.hidden_size)
+        return self.classifier(self.dropout(hidden))  # type: ignore[no-any-return]
 
     def forward(
         self,

@@ -19,8 +19,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertzoo.errors import InputError
-from bertzoo.heads.base import IGNORE_INDEX, BertHead, activation, check_class_labels, finish
+from bertzoo.heads.base import (
+    IGNORE_INDEX,
+    BertHead,
+    check_class_labels,
+    check_positions,
+    check_states,
+    finish,
+)
 from bertzoo.heads.outputs import CausalLMOutput, MaskedLMOutput
+from bertzoo.interfaces import TaskStates
+from bertzoo.plugins.activations import get_activation
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +40,7 @@ class BertPredictionHeadTransform(nn.Module):
     def __init__(self, spec: Any) -> None:
         super().__init__()
         self.dense = nn.Linear(spec.hidden_size, spec.hidden_size)
-        self.transform_act_fn = activation(spec.hidden_act)
+        self.transform_act_fn = get_activation(spec.hidden_act)
         self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
@@ -77,6 +86,19 @@ def tie_mlm_decoder(head: Any, predictions: BertLMPredictionHead, spec: Any) -> 
     predictions.decoder.bias = predictions.bias
 
 
+def mask_position_logits(predictions: BertLMPredictionHead, states: TaskStates, positions: Tensor, head: str,
+                         hidden_size: int) -> Tensor:
+    """The fill-mask contract of the heads owning ``cls.predictions``: the vocabulary projection only
+    at the True ``positions`` → ``(M, V)``, one row per mask in row-major order.
+
+    Raises:
+        InputError: states or positions that do not fit.
+    """
+    hidden = check_states(states, head, hidden_size)
+    positions = check_positions(positions, states, head)
+    return predictions(hidden[positions])  # type: ignore[no-any-return]
+
+
 def token_cross_entropy(logits: Tensor, labels: Tensor, vocab_size: int) -> Tensor:
     """Mean cross-entropy over all tokens, ``-100`` ignored (no shifting)."""
     return F.cross_entropy(logits.view(-1, vocab_size), labels.view(-1), ignore_index=IGNORE_INDEX)
@@ -86,6 +108,7 @@ class BertForMaskedLM(BertHead):
     """Masked language model (HF ``BertForMaskedLM``); the trunk has no pooler."""
 
     uses_pooler: ClassVar[bool] = False
+    per_token_outputs: ClassVar[bool] = True
 
     def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
         super().__init__(bert, spec, **options)
@@ -96,6 +119,11 @@ class BertForMaskedLM(BertHead):
 
     def tie_weights(self) -> None:
         tie_mlm_decoder(self, self.cls.predictions, self.spec)
+
+    # -- task "fill-mask" (bertzoo.interfaces.FillMaskTask) ----------------------------------------
+    def mask_logits(self, states: TaskStates, positions: Tensor) -> Tensor:
+        """``(M, V)`` vocabulary logits at the True ``positions`` (shaped like ``states.input_ids``)."""
+        return mask_position_logits(self.cls.predictions, states, positions, "masked-lm", self.spec.hidden_size)
 
     def forward(
         self,
@@ -169,6 +197,7 @@ class BertLMHeadModel(BertHead):
     """
 
     uses_pooler: ClassVar[bool] = False
+    per_token_outputs: ClassVar[bool] = True
 
     def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
         super().__init__(bert, spec, **options)

@@ -14,8 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertzoo.heads.base import BertHead, check_class_labels, finish
-from bertzoo.heads.language_modeling import BertLMPredictionHead, tie_mlm_decoder, token_cross_entropy
+from bertzoo.heads.language_modeling import (
+    BertLMPredictionHead,
+    mask_position_logits,
+    tie_mlm_decoder,
+    token_cross_entropy,
+)
 from bertzoo.heads.outputs import NextSentencePredictorOutput, PreTrainingOutput
+from bertzoo.interfaces import TaskStates
 
 
 class BertPreTrainingHeads(nn.Module):
@@ -46,6 +52,7 @@ class BertForPreTraining(BertHead):
     exists when both ``labels`` and ``next_sentence_label`` are given (HF's rule)."""
 
     uses_pooler: ClassVar[bool] = True
+    per_token_outputs: ClassVar[bool] = True
 
     def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
         super().__init__(bert, spec, **options)
@@ -54,6 +61,11 @@ class BertForPreTraining(BertHead):
 
     def tie_weights(self) -> None:
         tie_mlm_decoder(self, self.cls.predictions, self.spec)
+
+    # -- task "fill-mask" (bertzoo.interfaces.FillMaskTask): the MLM half -------------------------
+    def mask_logits(self, states: TaskStates, positions: Tensor) -> Tensor:
+        """``(M, V)`` vocabulary logits at the True ``positions`` (shaped like ``states.input_ids``)."""
+        return mask_position_logits(self.cls.predictions, states, positions, "pretraining", self.spec.hidden_size)
 
     def forward(
         self,

@@ -15,22 +15,35 @@ from typing import Any, ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertzoo.heads.base import check_class_labels, finish
+from bertzoo.heads.base import check_class_labels, check_states, finish
 from bertzoo.heads.classification import LabelledHead
 from bertzoo.heads.options import QuestionAnsweringOptions
 from bertzoo.heads.outputs import QuestionAnsweringModelOutput
+from bertzoo.interfaces import TaskStates
 
 
 class BertForQuestionAnswering(LabelledHead):
     """Start / end logits per token (HF ``BertForQuestionAnswering``); ``num_labels`` must be 2."""
 
     uses_pooler: ClassVar[bool] = False
+    per_token_outputs: ClassVar[bool] = True
     classifier_keys: ClassVar[tuple[str, ...]] = ("qa_outputs.weight", "qa_outputs.bias")
     options_model = QuestionAnsweringOptions
 
     def __init__(self, bert: nn.Module, spec: Any, **options: Any) -> None:
         super().__init__(bert, spec, **options)
         self.qa_outputs = nn.Linear(spec.hidden_size, self.num_labels)
+
+    # -- task "answer" (bertzoo.interfaces.AnswerTask) -------------------------------------------------
+    def span_logits(self, states: TaskStates) -> tuple[Tensor, Tensor]:
+        """Start and end logits per token: ``(T,)`` each from packed states, ``(B, S)`` from padded ones.
+
+        Raises:
+            InputError: states that do not fit the model.
+        """
+        hidden = check_states(states, "question-answering", self.spec.hidden_size)
+        start, end = self.qa_outputs(hidden).unbind(dim=-1)
+        return start.contiguous(), end.contiguous()
 
     def forward(
         self,

@@ -15,7 +15,6 @@ Shape legend: ``B`` batch, ``S`` sequence length, ``H`` hidden size.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,40 +22,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bertzoo.checkpoint.sentence_transformers import write_sentence_transformers_files
 from bertzoo.errors import CheckpointError
-from bertzoo.heads.base import BertHead, finish
+from bertzoo.heads import pooling
+from bertzoo.heads.base import BertHead, check_states, finish
 from bertzoo.heads.options import SentenceEmbeddingOptions
 from bertzoo.heads.outputs import SentenceEmbeddingOutput
+from bertzoo.interfaces import TaskStates
 
-# sentence-transformers' legacy boolean keys, in the order it reads them
-_LEGACY_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
 def pool(token_embeddings: Tensor, attention_mask: Tensor | None, mode: str) -> Tensor:
-    """(B, S, H) hidden states and a (B, S) mask (1 = real token) → (B, H)."""
-    if attention_mask is None:
-        attention_mask = torch.ones(token_embeddings.shape[:-1], dtype=torch.long, device=token_embeddings.device)
-    if mode == "cls":
-        # the first real token (sentence-transformers also handles left padding this way)
-        first = attention_mask.to(torch.int).argmax(dim=1)  # (B,)
-        return token_embeddings[torch.arange(token_embeddings.shape[0], device=first.device), first]
-    mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)  # (B, S, 1)
-    if mode == "max":
-        return token_embeddings.masked_fill(mask == 0, float("-inf")).max(dim=1).values
-    # mean variants accumulate in fp32 when the model runs in half precision
-    acc = torch.float32 if token_embeddings.dtype in (torch.float16, torch.bfloat16) else token_embeddings.dtype
-    total = (token_embeddings * mask).sum(dim=1, dtype=acc)  # (B, H)
-    count = torch.clamp(mask.sum(dim=1, dtype=acc), min=1e-9)  # (B, 1)
-    denominator = count if mode == "mean" else torch.sqrt(count)
-    return (total / denominator).to(token_embeddings.dtype)
+    """Deprecated location and argument order, kept for one release; use
+    ``bertzoo.heads.pooling.pool(hidden, mode, attention_mask=...)``."""
+    return pooling.pool(token_embeddings, mode, attention_mask=attention_mask)
 
 
 class BertForSentenceEmbedding(BertHead):
@@ -76,6 +56,26 @@ class BertForSentenceEmbedding(BertHead):
     def normalize(self) -> bool:
         return bool(self.options.normalize)  # type: ignore[union-attr]
 
+    # -- task "embed" (bertzoo.interfaces.EmbedTask) -----------------------------------------------
+    @property
+    def embedding_dimension(self) -> int:
+        return int(self.spec.hidden_size)
+
+    @property
+    def embedding_normalize(self) -> bool:
+        return self.normalize
+
+    def embed_states(self, states: TaskStates) -> Tensor:
+        """``(B, H)`` float32 pooled vectors, not normalised (the pipeline normalises after merging
+        a long text's windows), from packed or padded states.
+
+        Raises:
+            InputError: states that do not fit the model.
+        """
+        hidden = check_states(states, "sentence-embedding", self.spec.hidden_size)
+        return pooling.pool(hidden, self.pooling, attention_mask=states.attention_mask,
+                            cu_seqlens=states.cu_seqlens, dtype=torch.float32)
+
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -93,7 +93,7 @@ class BertForSentenceEmbedding(BertHead):
             position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs,
         )
         tokens = out.last_hidden_state
-        embedding = pool(tokens, attention_mask, self.pooling)
+        embedding = pooling.pool(tokens, self.pooling, attention_mask=attention_mask)
         if self.normalize:
             embedding = F.normalize(embedding, p=2, dim=-1)
         return finish(
@@ -131,15 +131,5 @@ class BertForSentenceEmbedding(BertHead):
     def save_extra_files(self, folder: Path) -> None:
         """Write ``modules.json`` and ``1_Pooling/config.json`` (called by ``save_pretrained``), so
         sentence-transformers, and bertzoo, load the folder with the same pooling and normalisation."""
-        folder = Path(folder)
-        modules = [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        ]
-        if self.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-        (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
-        (folder / "1_Pooling").mkdir(exist_ok=True)
-        pooling: dict[str, Any] = {"word_embedding_dimension": self.spec.hidden_size}
-        pooling.update({key: self.pooling == mode for key, mode in _LEGACY_POOLING_KEYS.items()})
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n", encoding="utf-8")
+        write_sentence_transformers_files(folder, pooling_mode=self.pooling, normalize=self.normalize,
+                                          dimension=self.spec.hidden_size)

@@ -1,10 +1,11 @@
 """The eager reference components: BERT embeddings, attention, layer and poolers.
 
-Read top to bottom: activations → embeddings → attention (the op) → self-attention projections
-→ layer → poolers. The math follows HF transformers' ``models/bert/modeling_bert.py`` and
-``activations.py`` exactly, and module names equal HF's checkpoint keys
-(``attention.self.query``, ``attention.output.LayerNorm``, ``intermediate.dense``, ...), so a
-HF state dict loads with no renaming. :class:`EagerAttention` is the readable oracle the fast
+Read top to bottom: embeddings → attention (the op) → self-attention projections → layer →
+poolers. The math follows HF transformers' ``models/bert/modeling_bert.py`` exactly (activations:
+:mod:`bertzoo.plugins.activations`; the linear layers run through
+:func:`bertzoo.plugins.cpu_perf.linear`, ``layer(x)`` made faster on CPU), and module names equal
+HF's checkpoint keys (``attention.self.query``, ``attention.output.LayerNorm``,
+``intermediate.dense``, ...), so a HF state dict loads with no renaming. :class:`EagerAttention` is the readable oracle the fast
 attention implementations are tested against.
 
 Shape legend: B batch, S query length, S_k key length, H hidden, h heads, d head size (H / h),
@@ -13,118 +14,20 @@ I intermediate size.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bertzoo.cache import LayerCache
 from bertzoo.errors import InputError
+from bertzoo.heads.pooling import pool
 from bertzoo.interfaces import Attention, AttentionCapabilities, AttentionMask, LayerOutput
-from bertzoo.masks import additive_mask, empty_rows
+from bertzoo.model.cache import LayerCache
+from bertzoo.model.masks import additive_mask, empty_rows
+from bertzoo.plugins.activations import get_activation
+from bertzoo.plugins.cpu_perf import linear
 from bertzoo.plugins.register_eager import EAGER_CAPABILITIES
-
-# -- activations (HF ACT2FN's formulas, name for name) -------------------------------------------------
-
-
-def gelu_new(x: Tensor) -> Tensor:
-    """tanh approximation as in Google's BERT / OpenAI GPT (HF ``NewGELUActivation``)."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-def gelu_fast(x: Tensor) -> Tensor:
-    """HF ``FastGELUActivation``: the tanh approximation with a rounded constant."""
-    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
-
-
-def gelu_python(x: Tensor) -> Tensor:
-    """Exact erf GELU written out (HF ``gelu_python``)."""
-    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def quick_gelu(x: Tensor) -> Tensor:
-    return x * torch.sigmoid(1.702 * x)
-
-
-def _identity(x: Tensor) -> Tensor:
-    return x
-
-
-def _gelu_tanh(x: Tensor) -> Tensor:
-    return F.gelu(x, approximate="tanh")
-
-
-ACT2FN: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,  # exact erf GELU
-    "gelu_new": gelu_new,
-    "gelu_pytorch_tanh": _gelu_tanh,  # torch's fused tanh approximation (not bitwise gelu_new)
-    "gelu_fast": gelu_fast,
-    "gelu_python": gelu_python,
-    "quick_gelu": quick_gelu,
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-    "mish": F.mish,
-    "linear": _identity,
-}
-
-
-def get_activation(name: str) -> Callable[[Tensor], Tensor]:
-    try:
-        return ACT2FN[name]
-    except KeyError:
-        raise InputError(f"unknown activation {name!r}; use one of {', '.join(ACT2FN)}") from None
-
-
-# -- linear layers on CPU ---------------------------------------------------------------------------------
-
-# Inference on CPU runs the layer's nn.Linear through oneDNN (bias, and GELU when asked, fused
-# into the GEMM). F.linear sends fp32 to MKL's sgemm, which on the AMD EPYC this project is
-# measured on runs at 1/2-1/3 of oneDNN's speed (benchmarks/encoder.py prints both GEMM peaks);
-# bf16 F.linear is oneDNN already. Rounding is that of any fp32 GEMM (~5e-6 vs float64 on a
-# 384-term dot product, as MKL). Set to False to always use F.linear.
-ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-# Each new GEMM shape gets a oneDNN primitive (JIT code plus, for real weights, a reordered weight
-# copy: ~4 MB per entry for MiniLM) in two caches of 1024 entries (ideep's LRU_CACHE_CAPACITY,
-# oneDNN's ONEDNN_PRIMITIVE_CACHE_CAPACITY). Packed batches bring a new token count almost every
-# time, so the caches only fill, with no hits: MiniLM's RSS grew by 600 MB over 250 batches even
-# at 64 entries (tests/e2e/test_stream_memory.py, benchmarks/stream_memory.py). 8 entries still
-# hold a fixed-shape loop's few shapes (same speed measured at 64, 16 and 4). Both are read at
-# oneDNN's first use; a value set by the user wins.
-if ONEDNN_LINEAR:
-    os.environ.setdefault("LRU_CACHE_CAPACITY", "8")
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
-
-
-def linear(x: Tensor, layer: nn.Module, *, gelu: bool = False) -> Tensor:
-    """``layer(x)``, then exact GELU when ``gelu``; ``(..., in)`` → ``(..., out)``.
-
-    The oneDNN path is taken only where it changes nothing but speed: a plain ``nn.Linear``
-    without hooks (LoRA wrappers, quantized layers and hooks run as modules), fp32/bf16 on CPU,
-    no autograd graph to record, not under ``torch.compile`` (inductor fuses on its own).
-    """
-    if (
-        ONEDNN_LINEAR
-        and type(layer) is nn.Linear
-        and not (layer._forward_hooks or layer._forward_pre_hooks)
-        and x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.bfloat16)
-        and layer.weight.dtype == x.dtype
-        and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
-        and not torch.compiler.is_compiling()
-    ):
-        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
-                                                  "none" if gelu else "")
-    y = layer(x)
-    if not gelu:
-        return y
-    return F.gelu(y) if y.requires_grad else torch.ops.aten.gelu_(y)  # in place: no second (.., I) buffer
-
 
 # -- embeddings --------------------------------------------------------------------------------------
 
@@ -356,8 +259,8 @@ class BertIntermediate(nn.Module):
 class BertLayer(nn.Module):
     """Post-LayerNorm BERT block: self-attention, optional cross-attention, feed-forward.
 
-    Runs on padded ``(B, S, H)`` or packed ``(T, H)`` hidden states (``supports_packed``): the
-    trunk packs only when every layer says it can. Packed calls carry a mask with
+    Runs on padded ``(B, S, H)`` or packed ``(T, H)`` hidden states (registered with
+    ``supports_packed=True``, so the trunk may pack). Packed calls carry a mask with
     ``cu_seqlens`` and need a variable-length attention op; cross-attention and caches are padded only.
 
     Args:
@@ -366,8 +269,6 @@ class BertLayer(nn.Module):
         cross_attention: the op for cross-attention; when given, the layer has the
             ``crossattention.*`` modules (HF builds them iff ``add_cross_attention``).
     """
-
-    supports_packed: ClassVar[bool] = True
 
     def __init__(self, spec: Any, attention: Attention, cross_attention: Attention | None = None) -> None:
         super().__init__()
@@ -417,56 +318,59 @@ class BertLayer(nn.Module):
 
 
 # -- poolers -------------------------------------------------------------------------------------------
+#
+# Padded (B, S, H) with an optional (B, S) mask, or packed (T, H) with cu_seqlens → (B, H). The
+# parameter-free math is bertzoo.heads.pooling.pool, shared with the heads and the main job.
 
 
 class BertPooler(nn.Module):
-    """tanh(dense(first token)): BERT's pooler, key ``pooler.dense``. Ignores the mask, as HF does."""
+    """tanh(dense(first token)): BERT's pooler, key ``pooler.dense``.
+
+    Padded input: position 0 whatever the mask says, as HF does. Packed: each sequence's first token.
+    """
 
     def __init__(self, spec: Any) -> None:
         super().__init__()
         self.dense = nn.Linear(spec.hidden_size, spec.hidden_size)
         self.activation = nn.Tanh()
 
-    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return self.activation(self.dense(hidden_states[:, 0]))  # (B, H)
+    def forward(
+        self, hidden_states: Tensor, attention_mask: Tensor | None = None, *, cu_seqlens: Tensor | None = None
+    ) -> Tensor:
+        first = pool(hidden_states, "cls", cu_seqlens=cu_seqlens)  # (B, H); the mask is ignored on purpose
+        return self.activation(self.dense(first))
 
 
-class ClsPooler(nn.Module):
-    """The first token's hidden state (no parameters)."""
+class _ModePooler(nn.Module):
+    """A parameter-free pooler: :func:`~bertzoo.heads.pooling.pool` in one mode."""
+
+    mode: ClassVar[str]
 
     def __init__(self, spec: Any = None) -> None:
         super().__init__()
 
-    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return hidden_states[:, 0]  # (B, H)
+    def forward(
+        self, hidden_states: Tensor, attention_mask: Tensor | None = None, *, cu_seqlens: Tensor | None = None
+    ) -> Tensor:
+        return pool(hidden_states, self.mode, attention_mask=attention_mask, cu_seqlens=cu_seqlens)  # (B, H)
 
 
-class MeanPooler(nn.Module):
+class ClsPooler(_ModePooler):
+    """The first real token's hidden state (no parameters)."""
+
+    mode = "cls"
+
+
+class MeanPooler(_ModePooler):
     """Mean over real tokens: sentence-transformers' recipe, ``sum(h·m) / max(sum(m), 1e-9)``.
 
     Sums are taken in fp32 when the model runs in half precision.
     """
 
-    def __init__(self, spec: Any = None) -> None:
-        super().__init__()
-
-    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        if attention_mask is None:
-            return hidden_states.mean(dim=1)
-        acc = torch.promote_types(hidden_states.dtype, torch.float32)
-        m = attention_mask.to(acc).unsqueeze(-1)  # (B, S, 1)
-        summed = (hidden_states.to(acc) * m).sum(dim=1)  # (B, H)
-        return (summed / m.sum(dim=1).clamp(min=1e-9)).to(hidden_states.dtype)
+    mode = "mean"
 
 
-class MaxPooler(nn.Module):
-    """Max over real tokens (padding excluded); an all-padding row gives the dtype's minimum."""
+class MaxPooler(_ModePooler):
+    """Max over real tokens (padding excluded); a row with no real token gives ``-inf``."""
 
-    def __init__(self, spec: Any = None) -> None:
-        super().__init__()
-
-    def forward(self, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        if attention_mask is not None:
-            pad = (attention_mask == 0).unsqueeze(-1)  # (B, S, 1)
-            hidden_states = hidden_states.masked_fill(pad, torch.finfo(hidden_states.dtype).min)
-        return hidden_states.max(dim=1).values  # (B, H)
+    mode = "max"

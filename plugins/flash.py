@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
-from bertzoo.masks import OFFSETS, Packing, packing_from_mask
+from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
 from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
 
 
@@ -106,7 +106,7 @@ def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal
 
 
 def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> Packing:
-    """For padded input: the :class:`~bertzoo.masks.Packing` of the batch and its packed mask, once per forward."""
+    """For padded input: the :class:`~bertzoo.model.packing.Packing` of the batch and its packed mask, once per forward."""
     cached = mask.cache.get(("bertzoo:flash:plan", b, s))
     if cached is not None:
         return cached

@@ -10,16 +10,12 @@ from bertzoo.interfaces import AttentionCapabilities
 
 EAGER = "bertzoo.plugins.eager"
 
+# only what differs from AttentionCapabilities' defaults (padded, causal, cross-attention, cache, dropout)
 EAGER_CAPABILITIES = AttentionCapabilities(
     devices=("cpu", "cuda", "mps"),
     dtypes=("float32", "bfloat16", "float16", "float64"),
-    causal=True,
-    cross_attention=True,
-    kv_cache=True,
     returns_weights=True,
     head_mask=True,
-    dropout=True,
-    varlen=False,
 )
 
 
@@ -38,6 +34,7 @@ def bertzoo_register(registry: Any) -> None:
     registry.register(
         "layer", "bert", f"{EAGER}:BertLayer",
         description="post-LayerNorm BERT block: self-attention, optional cross-attention, feed-forward",
+        supports_packed=True,  # runs packed (T, H) hidden states with a cu_seqlens mask
     )
     registry.register("pooler", "cls-tanh", f"{EAGER}:BertPooler",
                       description="BERT's pooler: tanh(dense(first token)); checkpoint key pooler.dense")

@@ -8,17 +8,12 @@ from typing import Any
 from bertzoo.hookspecs import hookimpl
 from bertzoo.interfaces import AttentionCapabilities
 
+# only what differs from AttentionCapabilities' defaults (no weights, no head_mask, causal within
+# each sequence); padded self-attention is gathered, attended packed and scattered back
 FLASH_CAPABILITIES = AttentionCapabilities(
-    devices=("cpu", "cuda"),
-    dtypes=("float32", "bfloat16", "float16"),
-    causal=True,  # within each sequence, no cache offset
     cross_attention=False,  # packed cross-attention would need separate key offsets: not implemented
     kv_cache=False,
-    returns_weights=False,
-    head_mask=False,
-    dropout=True,
     varlen=True,
-    padded=True,  # padded self-attention is gathered, attended packed and scattered back
 )
 
 

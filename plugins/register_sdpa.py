@@ -8,18 +8,9 @@ from typing import Any
 from bertzoo.hookspecs import hookimpl
 from bertzoo.interfaces import AttentionCapabilities
 
-SDPA_CAPABILITIES = AttentionCapabilities(
-    devices=("cpu", "cuda"),
-    dtypes=("float32", "bfloat16", "float16", "float64"),
-    causal=True,
-    cross_attention=True,
-    kv_cache=True,
-    returns_weights=False,  # SDPA never forms the probabilities
-    head_mask=False,
-    dropout=True,
-    varlen=False,
-    padded=True,
-)
+# only what differs from AttentionCapabilities' defaults; like them, no weights and no head_mask
+# (SDPA never forms the probabilities) and padded input only
+SDPA_CAPABILITIES = AttentionCapabilities(dtypes=("float32", "bfloat16", "float16", "float64"))
 
 
 @hookimpl

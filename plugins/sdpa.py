@@ -7,7 +7,7 @@ kept in ``mask.cache``, so every layer reuses it:
 
 - nothing to hide → no mask at all (SDPA's fastest path);
 - causal, no padding, no cache offset → ``is_causal=True``;
-- otherwise one boolean mask from :mod:`bertzoo.masks`, ``(B, 1, 1, S_k)`` for padding only
+- otherwise one boolean mask from :mod:`bertzoo.model.masks`, ``(B, 1, 1, S_k)`` for padding only
   (broadcast, never materialised per query) or ``(B, 1, S, S_k)`` when causal; a user's 4-D
   float mask is passed as an additive mask, added exactly as eager adds it.
 
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
-from bertzoo.masks import additive_mask, boolean_mask, empty_rows
+from bertzoo.model.masks import additive_mask, boolean_mask, empty_rows
 from bertzoo.plugins.register_sdpa import SDPA_CAPABILITIES
 
 
@@ -46,7 +46,7 @@ class SdpaMask:
 def sdpa_mask(mask: AttentionMask, query: Tensor, key: Tensor) -> SdpaMask:
     """SDPA's mask for ``query``/``key``, built once per forward and cached in ``mask.cache``.
 
-    Uses the shared helpers of :mod:`bertzoo.masks` (the same semantics as eager); adds only the
+    Uses the shared helpers of :mod:`bertzoo.model.masks` (the same semantics as eager); adds only the
     choice of SDPA's mask-free and ``is_causal`` paths and a one-time check for empty rows.
     """
     s_q, s_k = query.shape[-2], key.shape[-2]

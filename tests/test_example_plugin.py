@@ -45,9 +45,9 @@ def test_plugin_loads_with_its_namespace_and_api_range() -> None:
 def test_bertzoo_lists_its_components(cli) -> None:
     out = cli("list", "*example*")
     assert out.returncode == 0, out.stderr
-    assert "example:sliding-window" in out.stdout and "example:mean-regression" in out.stdout
+    assert all(f"example:{name}" in out.stdout for name in ("sliding-window", "mean-regression", "max-mean"))
     plugins = cli("plugins")
-    assert "bertzoo-example-plugin" in plugins.stdout and "2 component(s)" in plugins.stdout
+    assert "bertzoo-example-plugin" in plugins.stdout and "3 component(s)" in plugins.stdout
 
 
 def test_bertzoo_builds_a_model_with_both() -> None:

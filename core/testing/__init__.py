@@ -26,7 +26,15 @@ What is checked, per kind (each module's docstring has the details):
 - head (:mod:`bertzoo.testing.heads`): build, loss rule, output type, save/load round trip.
 - options models and presets (:mod:`bertzoo.testing.options`).
 
-Every failure names the component, the case and the measured difference.
+An attention that biases its scores on purpose (ALiBi, relative position buckets, rotary) or sees
+fewer keys on purpose (a sliding window) describes that to the reference with ``score_bias=`` /
+``visible=`` (see :mod:`bertzoo.testing.attention`), or once at registration with
+``conformance={"score_bias": ..., "visible": ...}``.
+
+Every failure names the component, the case, the measured difference and how to fix it. A
+component that cannot be set up (its target fails to import or build, its options do not
+validate) gets one failing ``setup`` case and its other cases are skipped; the other components
+of the plugin are checked as usual.
 """
 
 from __future__ import annotations
@@ -34,8 +42,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bertzoo.discovery import registry_or_default
 from bertzoo.errors import SpecError
-from bertzoo.registry import ComponentRecord, Registry
+from bertzoo.registry import ComponentRecord, Registry, load_target
 from bertzoo.testing._base import (
     TOLERANCES,
     Case,
@@ -47,21 +56,13 @@ from bertzoo.testing._base import (
     conformance_metadata,
     run_cases,
 )
-from bertzoo.testing.attention import Visible, attention_reference
+from bertzoo.testing.attention import ScoreBias, Visible, attention_reference
 
 __all__ = [
     "TOLERANCES", "Case", "CaseFailed", "ConformanceError", "ConformanceFailure", "ConformanceReport",
-    "Visible", "attention_reference", "check_component", "check_plugin", "compare", "component_cases",
+    "ScoreBias", "Visible", "attention_reference", "check_component", "check_plugin", "compare", "component_cases",
     "find_plugin", "plugin_cases",
 ]
-
-
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from bertzoo.discovery import get_registry
-
-    return get_registry()
 
 
 def _validated_options(record: ComponentRecord, options: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def component_cases(
     options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
     visible: Visible | None = None,
+    score_bias: ScoreBias | None = None,
 ) -> list[Case]:
     """Every conformance case of one registered component, without running them.
 
@@ -93,7 +95,10 @@ def component_cases(
         registry: where to find it (default: the installed plugins).
         visible: attention only: ``visible(s_q, s_k, query_offset) -> (s_q, s_k) bool``, the
             keys this implementation sees on top of the mask (a sliding window, say); the eager
-            reference applies it too.
+            reference applies it too. Default: the registration's ``conformance={"visible": ...}``.
+        score_bias: attention only: ``score_bias(query, key, query_offset) -> Tensor``, the additive
+            bias this implementation adds to the scores (ALiBi, relative positions, rotary); the
+            reference adds it too. Default: the registration's ``conformance={"score_bias": ...}``.
 
     Raises:
         ComponentNotFoundError: no such component.
@@ -104,12 +109,13 @@ def component_cases(
     from bertzoo.testing.modules import module_cases
     from bertzoo.testing.options import options_cases
 
-    reg = _registry(registry)
+    reg = registry_or_default(registry)
     record = reg.get(kind, name)
     cases = options_cases(record, reg, dict(options or {}))
     if kind == "preset":
         return cases
-    given = {**conformance_metadata(record.metadata).get("options", {}), **(options or {})}
+    meta = conformance_metadata(record.metadata)
+    given = {**meta.get("options", {}), **(options or {})}
     try:
         built_with = _validated_options(record, given, reg)
     except SpecError as exc:
@@ -117,7 +123,9 @@ def component_cases(
     if kind == "head":  # built through bertzoo.build(), which validates them again
         return cases + head_cases(record, dict(options or {}), reg)
     if kind == "attention":
-        return cases + attention_cases(record, built_with, reg, visible=visible)
+        visible = visible or _hook(record, meta, "visible")
+        score_bias = score_bias or _hook(record, meta, "score_bias")
+        return cases + attention_cases(record, built_with, reg, visible=visible, score_bias=score_bias)
     return cases + module_cases(kind, record, built_with, reg)
 
 
@@ -128,6 +136,7 @@ def check_component(
     options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
     visible: Visible | None = None,
+    score_bias: ScoreBias | None = None,
     raise_on_failure: bool = True,
 ) -> ConformanceReport:
     """Run every conformance case of one component (see :func:`component_cases` for the arguments).
@@ -139,8 +148,36 @@ def check_component(
         ConformanceError: some case failed (unless ``raise_on_failure=False``); its message lists
             each failure as ``<kind> <component>, case <case>: <what was measured>``.
     """
-    cases = component_cases(kind, name, options=options, registry=registry, visible=visible)
+    cases = component_cases(kind, name, options=options, registry=registry, visible=visible, score_bias=score_bias)
     return run_cases(cases, raise_on_failure=raise_on_failure, what=f"{kind} {cases[0].component if cases else name}")
+
+
+def _hook(record: ComponentRecord, meta: Mapping[str, Any], key: str) -> Any:
+    """The ``conformance={key: ...}`` reference hook of a registration (a callable or ``"module:attr"``)."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    try:
+        hook = load_target(value)
+    except Exception as exc:
+        raise SpecError(
+            f"{record.kind} {record.full_name}: conformance[{key!r}] = {value!r} cannot be imported "
+            f"({type(exc).__name__}: {exc}); register a callable or a 'package.module:attr' string"
+        ) from None
+    if not callable(hook):
+        raise SpecError(f"{record.kind} {record.full_name}: conformance[{key!r}] = {value!r} is not callable")
+    return hook
+
+
+def _setup_failure(kind: str, name: str, exc: Exception) -> Case:
+    """The one failing case of a component whose cases could not even be listed."""
+    message = f"{type(exc).__name__}: {exc}"
+
+    def failed() -> None:
+        raise CaseFailed(f"could not set up its cases: {message}")
+
+    return Case(kind, name, "setup", failed,
+                hint="fix the registration (target, options model, conformance entry) so the component builds")
 
 
 def find_plugin(plugin: str) -> Any:
@@ -182,7 +219,10 @@ def plugin_cases(plugin: str) -> list[Case]:
     cases: list[Case] = []
     for entry in info.components:
         kind, _, full_name = entry.partition(":")
-        cases += component_cases(kind, full_name)
+        try:
+            cases += component_cases(kind, full_name)
+        except Exception as exc:  # one broken component must not hide the others' results
+            cases.append(_setup_failure(kind, full_name, exc))
     return cases
 
 

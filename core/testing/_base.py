@@ -2,10 +2,11 @@
 
 A :class:`Case` is one named check of one component (``padding[right,bf16]`` of
 ``example:sliding-window``). Running it either returns or raises :class:`ConformanceFailure`,
-whose message names the component, the case and what was measured, e.g.::
+whose message names the component, the case, what was measured and how to fix it, e.g.::
 
     attention example:sliding-window, case causal[padded,bf16]: context differs from the eager
-    reference: max |diff| 0.0412 at (batch 2, head 1, query 4, dim 0) > tolerance 0.02
+    reference: max |diff| 0.0412 at (batch 2, head 1, query 4, dim 0) > tolerance 0.02. Fix: honour
+    mask.causal: query i sees keys j <= i + mask.query_offset
 
 Shape legend: ``B`` batch, ``h`` heads, ``S`` query length, ``S_k`` key length, ``d`` head size.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -62,6 +63,7 @@ class Case:
         name: the case, e.g. ``padding[right,bf16]``.
         body: the check; raises :class:`CaseFailed` (or anything else) when it fails.
         skip: why this case cannot run here (e.g. no CUDA device), or None.
+        hint: how to fix the component when the case fails; appended to the failure message.
     """
 
     kind: str
@@ -69,6 +71,7 @@ class Case:
     name: str
     body: Callable[[], None] = field(repr=False, compare=False)
     skip: str | None = None
+    hint: str = field(default="", compare=False)
 
     @property
     def id(self) -> str:
@@ -82,16 +85,17 @@ class Case:
             ConformanceFailure: the check failed; the message names the component and the case.
         """
         prefix = f"{self.kind} {self.component}, case {self.name}"
+        fix = f". Fix: {self.hint}" if self.hint else ""
         try:
             self.body()
         except CaseFailed as exc:
-            raise ConformanceFailure(f"{prefix}: {exc}") from None
+            raise ConformanceFailure(f"{prefix}: {exc}{fix}") from None
         except ConformanceFailure:
             raise
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             raise ConformanceFailure(
-                f"{prefix}: raised {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
+                f"{prefix}: raised {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno}){fix}"
             ) from exc
 
 
@@ -110,6 +114,28 @@ class ConformanceReport:
     def summary(self) -> str:
         line = f"{len(self.passed)} passed, {len(self.failed)} failed, {len(self.skipped)} skipped"
         return "\n".join([line, *(f"  FAILED {message}" for message in self.failed.values())])
+
+
+def hinted(cases: list[Case], hints: Mapping[str, str]) -> list[Case]:
+    """``cases`` with the hint of their family (the case name before ``[``) from ``hints``."""
+    return [replace(c, hint=c.hint or hints.get(c.name.split("[", 1)[0], "")) for c in cases]
+
+
+def guarded(kind: str, component: str, setup: Callable[[], None], cases: list[Case], hint: str) -> list[Case]:
+    """``cases``, unless ``setup()`` (import the target, build it once) raises: then one failing
+    ``setup`` case saying why, and every other case of this component skipped. Other components'
+    cases are unaffected."""
+    try:
+        setup()
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+
+        def failed() -> None:
+            raise CaseFailed(f"could not build the component, so its other cases were skipped: {message}")
+
+        skipped = [replace(c, skip=f"setup failed ({message})") for c in cases]
+        return [Case(kind, component, "setup", failed, hint=hint), *skipped]
+    return cases
 
 
 def run_cases(cases: list[Case], *, raise_on_failure: bool = True, what: str = "component") -> ConformanceReport:
@@ -208,10 +234,6 @@ def expect_raises(
             f"{doing} raised {type(exc).__name__} ({exc}); it must raise {error.__name__}"
         ) from None
     raise CaseFailed(f"{doing} did not raise; it must raise {error.__name__}")
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def conformance_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,16 @@ An implementation that attends to a subset of the keys on purpose (sliding windo
 sparse) passes ``visible``: ``visible(s_q, s_k, query_offset) -> (s_q, s_k) bool``, True
 where query ``i`` may see key ``j`` on top of the mask, and the reference applies it too.
 
+An implementation that changes the scores on purpose (position biases: ALiBi, relative
+position buckets; rotary embeddings applied inside the op) passes ``score_bias``:
+``score_bias(query, key, query_offset) -> Tensor`` broadcastable to ``(B, h, S, S_k)``, the
+additive bias the reference adds to ``q·kᵀ·scale`` before masking. It gets the float64
+``query`` ``(B, h, S, d)`` and ``key`` ``(B, h, S_k, d)``; query ``i`` sits at position
+``i + query_offset`` and key ``j`` at ``j``. ALiBi returns ``-slope[h] * |i + offset - j|``; rotary
+returns ``(rot(q)·rot(k)ᵀ - q·kᵀ)·scale``. Both hooks can also be given once, at registration:
+``conformance={"visible": ..., "score_bias": ...}`` (a callable or a ``"module:attr"`` string),
+so ``pytest --bertzoo-conformance`` checks the component with them.
+
 Shape legend: ``B`` batch, ``h`` heads, ``S`` query length, ``S_k`` key length, ``d`` head size,
 ``T`` real tokens of a packed batch.
 """
@@ -25,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertzoo.dtypes import dtype_name
 from bertzoo.errors import BertzooError, IncompatibleComponentError
 from bertzoo.interfaces import AttentionMask
 from bertzoo.registry import ComponentRecord, Registry
@@ -36,12 +47,14 @@ from bertzoo.testing._base import (
     Case,
     CaseFailed,
     compare,
-    dtype_name,
     expect,
     expect_raises,
+    guarded,
+    hinted,
 )
 
 Visible = Callable[[int, int, int], Tensor]
+ScoreBias = Callable[[Tensor, Tensor, int], Tensor]
 
 B, H, S, D = 4, 3, 9, 8  # batch, heads, queries, head size: small, but not square and not powers of two
 S_ENC = 13  # encoder length for cross-attention
@@ -89,16 +102,20 @@ def attention_reference(
     scale: float,
     head_mask: Tensor | None = None,
     visible: Visible | None = None,
+    score_bias: ScoreBias | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The eager definition in float64 → (context ``(B, h, S, d)``, probabilities ``(B, h, S, S_k)``).
 
     Key ``j`` is visible to query ``i`` iff it is a real token (``mask.key_padding``), and when
     causal ``j <= i + mask.query_offset``, and ``visible(S, S_k, offset)[i, j]`` if given. An
-    explicit float mask is added to the scores. Rows with no visible key give zeros.
+    explicit float mask and ``score_bias(q, k, offset)`` (if given) are added to the scores. Rows
+    with no visible key give zeros.
     """
     q, k, v = q.double(), k.double(), v.double()
     s_q, s_k = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-1, -2) * scale  # (B, h, S, S_k)
+    if score_bias is not None:
+        scores = scores + score_bias(q, k, mask.query_offset).double().cpu()
     allowed = torch.ones(1, 1, s_q, s_k, dtype=torch.bool)
     if mask.key_padding is not None:
         allowed = allowed & mask.key_padding.cpu()[:, None, None, :]
@@ -133,11 +150,12 @@ class _Subject:
     """One attention implementation under test: its record, options and registry."""
 
     def __init__(self, record: ComponentRecord, options: Mapping[str, Any], registry: Registry,
-                 visible: Visible | None) -> None:
+                 visible: Visible | None, score_bias: ScoreBias | None) -> None:
         self.record = record
         self.options = dict(options)
         self.registry = registry
         self.visible = visible
+        self.score_bias = score_bias
         self.caps = record.capabilities
         self.name = record.full_name
 
@@ -150,7 +168,8 @@ class _Subject:
 
     def reference(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask,
                   head_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return attention_reference(q, k, v, mask, SCALE, head_mask=head_mask, visible=self.visible)
+        return attention_reference(q, k, v, mask, SCALE, head_mask=head_mask, visible=self.visible,
+                                   score_bias=self.score_bias)
 
     def has(self, capability: str) -> bool:
         return bool(self.caps.get(capability, False))
@@ -364,15 +383,47 @@ def _cuda_case(s: _Subject, dtype: torch.dtype, causal: bool) -> None:
                 dims=("token", "head", "dim"))
 
 
+_MASKS = ("apply mask.key_padding (bertzoo.model.masks.boolean_mask / additive_mask give it in your kernel's "
+          "form), give exact zeros for the rows bertzoo.model.masks.empty_rows marks, and keep the input dtype")
+_ON_PURPOSE = ("; if the op restricts keys or biases scores on purpose, describe it to the kit with visible= / "
+               "score_bias= (or conformance={'visible': ..., 'score_bias': ...} at registration)")
+_DECLARE = ("declare capabilities honestly at registration: registry.register('attention', name, target, "
+            "capabilities={...}); a missing key counts as False")
+HINTS: dict[str, str] = {
+    "setup": "the op must build as target(spec, **options) and import without error",
+    "no-parameters": "keep the q/k/v and output projections in the layer; the op only combines q, k and v",
+    "padding": _MASKS + _ON_PURPOSE,
+    "dtype": _MASKS + _ON_PURPOSE,
+    "cuda": _MASKS + _ON_PURPOSE,
+    "mask-reused": "cache conversions in mask.cache under keys that include the shapes, dtype and device",
+    "causal": "honour mask.causal: query i sees keys j <= i + mask.query_offset" + _ON_PURPOSE,
+    "causal-cache-offset": "honour mask.query_offset: with a KV cache, query i sits at position i + offset",
+    "cross-attention": "keys and values come from the encoder (S_k != S); mask.key_padding is the encoder's padding",
+    "returns-weights": "with need_weights, return the probabilities (after dropout and head_mask) as the second value",
+    "head-mask": "multiply the probabilities by head_mask ((1, h, 1, 1)) after dropout, before the product with v",
+    "dropout": "apply inverted dropout to the probabilities: F.dropout(probs, p=dropout_p, training=True)",
+    "packed": "attend within each sequence of mask.cu_seqlens for (T, h, d) input "
+              "(bertzoo.plugins.flash.varlen_loop is a reference)" + _ON_PURPOSE,
+    "refuses-call": "raise bertzoo.errors.IncompatibleComponentError naming what was asked for, or declare the "
+                    "capability and pass its cases",
+    "refuses-packed": "raise a BertzooError (e.g. InputError) naming 'packed' for (T, h, d) input, or declare varlen=True",
+    "choose-accepts": _DECLARE,
+    "choose-refuses": _DECLARE,
+    "choose-refuses-undeclared-devices-dtypes": _DECLARE,
+}
+
+
 def attention_cases(
     record: ComponentRecord,
     options: Mapping[str, Any],
     registry: Registry,
     *,
     visible: Visible | None = None,
+    score_bias: ScoreBias | None = None,
 ) -> list[Case]:
-    """Every case for one attention implementation, chosen by its declared capabilities."""
-    s = _Subject(record, options, registry, visible)
+    """Every case for one attention implementation, chosen by its declared capabilities; when it
+    cannot be built, one failing ``setup`` case and the others skipped."""
+    s = _Subject(record, options, registry, visible, score_bias)
     cases: list[tuple[str, Callable[[], None]]] = [("no-parameters", partial(_no_parameters_case, s))]
     main_dtypes = [dt for dt in (torch.float32, torch.bfloat16) if dt in s.dtypes()]
     if s.caps.get("padded", True):
@@ -421,7 +472,10 @@ def attention_cases(
             for causal in ([False, True] if s.has("causal") else [False]):
                 name = f"cuda[{'causal' if causal else 'bidirectional'},{DTYPE_IDS[dtype]}]"
                 out.append(Case("attention", s.name, name, partial(_cuda_case, s, dtype, causal), skip=skip))
-    return out
+    return guarded("attention", s.name, s.build, hinted(out, HINTS), HINTS["setup"])
 
 
-__all__ = ["REFUSALS", "CaseFailed", "attention_cases", "attention_reference", "pack", "random_padding", "random_qkv"]
+__all__ = [
+    "HINTS", "REFUSALS", "CaseFailed", "ScoreBias", "Visible", "attention_cases", "attention_reference", "pack",
+    "random_padding", "random_qkv",
+]

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from bertzoo.registry import ComponentRecord, Registry
-from bertzoo.testing._base import Case, CaseFailed, compare, conformance_metadata, expect
+from bertzoo.testing._base import Case, CaseFailed, compare, conformance_metadata, expect, guarded, hinted
 from bertzoo.testing.modules import TINY_SPEC
 
 B, S, CHOICES = 3, 7, 2
@@ -216,7 +216,7 @@ def _deterministic(s: _Subject) -> None:
 
 
 def _save_load(s: _Subject) -> None:
-    from bertzoo.checkpoint import from_pretrained, save_pretrained
+    from bertzoo.pretrained import from_pretrained, save_pretrained
 
     model = s.build().eval()
     inputs = s.inputs(model)
@@ -234,8 +234,20 @@ def _save_load(s: _Subject) -> None:
         compare(f"output field {name!r} after save_pretrained + from_pretrained", after[name], value, atol=0.0, dims=())
 
 
+HINTS: dict[str, str] = {
+    "setup": "the head must build as target(bert, spec, **options); spec changes it needs go in its registration: "
+             "conformance={'spec': {...}, 'options': {...}}",
+    "contract": "keep the trunk at .bert and set the class attributes uses_pooler: bool and classifier_keys: tuple",
+    "loss": "compute the loss only when labels are given, as a scalar connected to every head parameter",
+    "return-dict-false": "with return_dict=False return out.to_tuple() (the loss first when there is one)",
+    "deterministic-eval": "no randomness in eval mode: use nn.Dropout, or F.dropout(..., training=self.training)",
+    "save-load": "name every head module by its HF checkpoint key and keep helper tensors in non-persistent "
+                 "buffers, so save_pretrained + from_pretrained restores it exactly",
+}
+
+
 def head_cases(record: ComponentRecord, options: Mapping[str, Any], registry: Registry) -> list[Case]:
-    """The cases of a task head."""
+    """The cases of a task head (one failing ``setup`` case when it cannot be built)."""
     s = _Subject(record, options, registry)
     named: list[tuple[str, Callable[[], None]]] = [
         ("contract", partial(_contract, s)),
@@ -249,4 +261,5 @@ def head_cases(record: ComponentRecord, options: Mapping[str, Any], registry: Re
         forward = None
     if forward is not None and "return_dict" in inspect.signature(forward).parameters:
         named.insert(2, ("return-dict-false", partial(_return_dict_false, s)))
-    return [Case("head", record.full_name, name, body) for name, body in named]
+    cases = [Case("head", record.full_name, name, body) for name, body in named]
+    return guarded("head", record.full_name, s.build, hinted(cases, HINTS), HINTS["setup"])

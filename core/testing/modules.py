@@ -7,7 +7,12 @@ Each component is built on a tiny spec (:data:`TINY_SPEC`) the way the factory b
 - determinism in eval mode (two calls, bitwise equal);
 - gradients: every trainable parameter receives a finite gradient;
 - state-dict keys: the same on every build, loadable strictly into a fresh build with identical
-  outputs, and (layers) independent of the attention implementation.
+  outputs, and (layers) independent of the attention implementation;
+- packed input: a layer registered with ``supports_packed=True`` gives, on ``(T, H)`` real tokens
+  with a ``cu_seqlens`` mask and the variable-length ``bertzoo:flash``, what it gives padded with
+  eager; a pooler called with ``cu_seqlens=`` gives what it gives padded.
+
+A component that cannot be built gets one failing ``setup`` case; its other cases are skipped.
 
 Shape legend: ``B`` batch, ``S`` sequence length, ``H`` hidden size, ``h`` heads.
 """
@@ -23,9 +28,11 @@ from torch import Tensor, nn
 
 from bertzoo.errors import ComponentNotFoundError
 from bertzoo.interfaces import AttentionMask, LayerOutput
+from bertzoo.model.packing import packing_from_mask
 from bertzoo.registry import ComponentRecord, Registry
+from bertzoo.selection import layer_supports_packed
 from bertzoo.spec import ModelSpec
-from bertzoo.testing._base import TOLERANCES, Case, CaseFailed, compare, expect
+from bertzoo.testing._base import TOLERANCES, Case, CaseFailed, compare, expect, guarded, hinted
 
 # Small and odd-sized on purpose (37 catches code that assumes intermediate = 4 * hidden).
 TINY_SPEC: dict[str, Any] = {
@@ -35,6 +42,27 @@ TINY_SPEC: dict[str, Any] = {
 B, S = 3, 7
 REFERENCE_ATTENTION = "bertzoo:eager"
 OTHER_ATTENTION = "bertzoo:sdpa"  # used to check that layer keys do not depend on the attention
+PACKED_ATTENTION = "bertzoo:flash"  # the variable-length op packed layers are checked with
+
+HINTS: dict[str, str] = {
+    "setup": "the component must import and build as target(spec, **dependencies, **options)",
+    "builds": "expose word_embeddings as an nn.Embedding(vocab_size, hidden_size)",
+    "shapes": "return the interface's shape in the input dtype (bertzoo.interfaces), finite at real positions",
+    "inputs-embeds": "with inputs_embeds, skip the word lookup and treat them as word_embeddings(input_ids)",
+    "position-offset": "default positions are arange(S) + past_key_values_length",
+    "deterministic-eval": "no randomness in eval mode: use nn.Dropout, or F.dropout(..., training=self.training)",
+    "gradients": "every parameter must take part in the forward (delete unused ones) and gradients must be finite",
+    "state-dict-keys": "create the same submodules in the same order on every build; keep helper tensors in "
+                       "non-persistent buffers (register_buffer(..., persistent=False))",
+    "keys-independent-of-attention": "keep every projection in the layer, so its keys do not depend on the op",
+    "attention-weights": "with output_attentions, return the op's weights as LayerOutput.self_attention",
+    "cross-attention": "with a cross_attention op, build crossattention.* modules and use encoder_hidden_states",
+    "packed": "a layer registered with supports_packed=True runs (T, H) hidden states: project without reshaping "
+              "to (B, S), pass the mask (cu_seqlens) to the op; or drop supports_packed from its registration",
+    "ignores-padding": "exclude padded positions using attention_mask (bertzoo.heads.pooling.pool does it)",
+    "packed-input": "accept cu_seqlens= and pool each sequence of the (T, H) states "
+                    "(bertzoo.heads.pooling.pool(hidden, mode, cu_seqlens=...) does it)",
+}
 
 
 def tiny_spec(**overrides: Any) -> ModelSpec:
@@ -234,6 +262,19 @@ def _layer_cases(record: ComponentRecord, options: Mapping[str, Any], registry: 
         added = sorted(set(module.state_dict()) - without)
         expect(bool(added), "a layer built with cross_attention has no extra weights for it")
 
+    def packed() -> None:
+        reference = _seeded(build).eval()
+        module = _seeded(lambda: build(PACKED_ATTENTION)).eval()
+        module.load_state_dict(reference.state_dict(), strict=True)
+        packing = packing_from_mask(padding, B, S, torch.device("cpu"))
+        assert packing is not None
+        hidden = _hidden()
+        with torch.no_grad():
+            want = packing.pack(run(reference))  # (T, H) real rows of the padded eager run
+            got = _tensor(module(packing.pack(hidden), mask=packing.attention_mask()), "the layer")
+        compare(f"packed (T, H) output with {PACKED_ATTENTION} vs padded with {REFERENCE_ATTENTION}", got, want,
+                atol=TOLERANCES[torch.float32], dims=("token", "hidden"))
+
     def attention_weights() -> None:
         module = _seeded(build).eval()
         with torch.no_grad():
@@ -261,6 +302,8 @@ def _layer_cases(record: ComponentRecord, options: Mapping[str, Any], registry: 
     ]
     if record.capabilities.get("cross_attention", True):
         cases.append(("cross-attention", cross_attention))
+    if layer_supports_packed(record):
+        cases.append(("packed", packed))
     return cases
 
 
@@ -299,6 +342,16 @@ def _pooler_cases(record: ComponentRecord, options: Mapping[str, Any]) -> list[t
         hidden = _hidden().requires_grad_(True)
         _check_gradients(module, run(module, hidden).double().pow(2).mean(), {"input hidden states": hidden})
 
+    def packed_input() -> None:
+        module = _seeded(build).eval()
+        packing = packing_from_mask(padding, B, S, torch.device("cpu"))
+        assert packing is not None
+        hidden = _hidden()
+        with torch.no_grad():
+            got = _tensor(module(packing.pack(hidden), cu_seqlens=packing.cu_seqlens), "the pooler")
+            compare("pooled output of the packed (T, H) states with cu_seqlens", got, run(module, hidden),
+                    atol=TOLERANCES[torch.float32], dims=("batch", "hidden"))
+
     def run_pooled(module: nn.Module) -> Tensor:
         return run(module)[:, None, :]  # (B, 1, H): compared with the (batch, position, hidden) names
 
@@ -306,6 +359,7 @@ def _pooler_cases(record: ComponentRecord, options: Mapping[str, Any]) -> list[t
         ("shapes[fp32]", partial(shapes, torch.float32)),
         ("shapes[bf16]", partial(shapes, torch.bfloat16)),
         ("ignores-padding", ignores_padding),
+        ("packed-input", packed_input),
         ("deterministic-eval", lambda: _eval_twice(_seeded(build), run_pooled)),
         ("gradients", gradients),
         ("state-dict-keys", lambda: _check_keys(build, run_pooled)),
@@ -313,7 +367,8 @@ def _pooler_cases(record: ComponentRecord, options: Mapping[str, Any]) -> list[t
 
 
 def module_cases(kind: str, record: ComponentRecord, options: Mapping[str, Any], registry: Registry) -> list[Case]:
-    """The cases of an embedding, layer or pooler."""
+    """The cases of an embedding, layer or pooler (one failing ``setup`` case when it cannot be built)."""
+    spec = tiny_spec()
     if kind == "embedding":
         named = _embedding_cases(record, options)
     elif kind == "layer":
@@ -322,4 +377,13 @@ def module_cases(kind: str, record: ComponentRecord, options: Mapping[str, Any],
         named = _pooler_cases(record, options)
     else:  # pragma: no cover - the caller dispatches by kind
         raise ValueError(kind)
-    return [Case(kind, record.full_name, name, body) for name, body in named]
+
+    def setup() -> None:
+        if kind == "layer":
+            record.build(spec, attention=_attention_op(registry, REFERENCE_ATTENTION, spec), cross_attention=None,
+                         **options)
+        else:
+            record.build(spec, **options)
+
+    cases = [Case(kind, record.full_name, name, body) for name, body in named]
+    return guarded(kind, record.full_name, setup, hinted(cases, HINTS), HINTS["setup"])

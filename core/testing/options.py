@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from bertzoo.errors import SpecError
 from bertzoo.registry import ComponentRecord, Registry
 from bertzoo.spec import ModelSpec, validate_components
-from bertzoo.testing._base import Case, CaseFailed, conformance_metadata, expect, expect_raises
+from bertzoo.testing._base import Case, CaseFailed, conformance_metadata, expect, expect_raises, hinted
 
 
 class _WrongType:
@@ -104,10 +104,20 @@ def _preset(record: ComponentRecord, registry: Registry) -> None:
     expect(spec.num_hidden_layers >= 0 and spec.hidden_size > 0, "the preset's spec has no size")
 
 
+HINTS: dict[str, str] = {
+    "preset-validates": "register a dict of ModelSpec fields (or a ModelSpec, or a function returning one)",
+    "options-defaults": "give every option a default that validates, or an example value in "
+                        "conformance={'options': {...}} at registration",
+    "options-wrong-type": "annotate every option with a type (int, float, Literal[...]) so pydantic rejects "
+                          "wrong values",
+    "options-unknown": "let the options model reject unknown keys (model_config = ConfigDict(extra='forbid'))",
+}
+
+
 def options_cases(record: ComponentRecord, registry: Registry, options: Mapping[str, Any] | None = None) -> list[Case]:
     """The options-model cases of a component (none when it registers no options model)."""
     if record.kind == "preset":
-        return [Case("preset", record.full_name, "preset-validates", partial(_preset, record, registry))]
+        return hinted([Case("preset", record.full_name, "preset-validates", partial(_preset, record, registry))], HINTS)
     if record.options is None:
         return []
     given = {**conformance_metadata(record.metadata).get("options", {}), **(options or {})}
@@ -116,4 +126,4 @@ def options_cases(record: ComponentRecord, registry: Registry, options: Mapping[
         ("options-wrong-type", partial(_wrong_type, record, registry, given)),
         ("options-unknown", partial(_unknown, record, registry, given)),
     ]
-    return [Case(record.kind, record.full_name, name, body) for name, body in named]
+    return hinted([Case(record.kind, record.full_name, name, body) for name, body in named], HINTS)

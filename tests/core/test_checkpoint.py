@@ -5,7 +5,11 @@ Parity with transformers (both directions) is in tests/parity/test_roundtrip.py.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +19,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import bertzoo
-from bertzoo import checkpoint as ckpt
+from bertzoo import checkpoint, pretrained
 from bertzoo.checkpoint import (
+    POOLING_MODE_KEYS,
     LoadReport,
     alias_groups,
     load_into,
@@ -25,6 +30,7 @@ from bertzoo.checkpoint import (
     read_sentence_transformers_info,
     read_state_dict,
     weight_files,
+    write_sentence_transformers_files,
 )
 from bertzoo.discovery import get_registry
 from bertzoo.errors import CheckpointError, SpecError
@@ -119,8 +125,9 @@ def test_trunk_checkpoint_into_head_reports_head_keys_as_new_by_design() -> None
     load_into(model, state, report=report)
     assert "cls.predictions.bias" in report.missing
     assert "cls.predictions.bias" in report.expected_new
-    assert report.unexpected == ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]
-    assert report.problems() == []  # foreign head/pooler keys are reported, not refused
+    # the MLM head has no pooler: the file's pooler is ignored by design (a clean report), as transformers 4 did
+    assert report.unexpected == [] and report.ignored == ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]
+    assert report.problems() == []
     # the tie survives loading: the decoder is the loaded word-embedding matrix
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
 
@@ -201,13 +208,13 @@ def test_pickle_is_refused_without_opt_in(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="allow_pickle=True"):
         weight_files(tmp_path)
     files = weight_files(tmp_path, allow_pickle=True)
-    assert set(read_state_dict(files)) == set(ToyTrunk().state_dict())
+    assert set(read_state_dict(files, allow_pickle=True)) == set(ToyTrunk().state_dict())
 
 
 def test_pickle_holding_code_is_refused_even_with_opt_in(tmp_path: Path) -> None:
     torch.save({"w": torch.zeros(1), "obj": ToyTrunk}, tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="weights_only"):
-        read_state_dict(weight_files(tmp_path, allow_pickle=True))
+        read_state_dict(weight_files(tmp_path, allow_pickle=True), allow_pickle=True)
 
 
 def test_no_weights_lists_what_is_there(tmp_path: Path) -> None:
@@ -265,6 +272,21 @@ def test_minilm_sentence_transformers_info() -> None:
     assert info.modules == ("Transformer", "Pooling", "Normalize") and info.embedding_dimension == 384
 
 
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("mode", ["mean", "cls", "max", "mean_sqrt_len_tokens"])
+def test_written_sentence_transformers_files_read_back(tmp_path: Path, mode: str, normalize: bool) -> None:
+    write_sentence_transformers_files(tmp_path, pooling_mode=mode, normalize=normalize, dimension=32)
+    info = read_sentence_transformers_info(tmp_path)
+    assert info is not None and info.transformer_path == tmp_path
+    assert (info.pooling_mode, info.normalize, info.embedding_dimension) == (mode, normalize, 32)
+    expected = ("Transformer", "Pooling", "Normalize") if normalize else ("Transformer", "Pooling")
+    assert info.modules == expected
+    # the legacy boolean form: exactly one key true, the one naming the mode
+    pooling = json.loads((tmp_path / "1_Pooling" / "config.json").read_text())
+    assert [key for key in POOLING_MODE_KEYS if pooling[key]] == [
+        key for key, name in POOLING_MODE_KEYS.items() if name == mode]
+
 # -- the real trunk ------------------------------------------------------------------------------
 def tiny_model(**overrides: object) -> nn.Module:
     return bertzoo.build(dict(TINY), **overrides)
@@ -272,11 +294,11 @@ def tiny_model(**overrides: object) -> nn.Module:
 
 def test_config_json_carries_hf_keys_and_bertzoo_choices(tmp_path: Path) -> None:
     model = tiny_model(attention="eager", pooler="cls-tanh")
-    ckpt.save_pretrained(model, tmp_path / "m")
+    pretrained.save_pretrained(model, tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["architectures"] == ["BertModel"] and config["model_type"] == "bert"
     assert config["dtype"] == "float32" and config["hidden_size"] == 32
-    assert config["bertzoo"]["components"]["attention"]["name"] == "eager"
+    assert config["bertzoo"]["components"]["attention"]["name"] == "bertzoo:eager"  # full names: never ambiguous
     weights = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert set(weights) == set(model.state_dict())
     with open(tmp_path / "m" / "model.safetensors", "rb") as f:
@@ -289,7 +311,7 @@ def test_round_trip_keeps_weights_and_component_choices(tmp_path: Path) -> None:
     model.save_pretrained(tmp_path / "m")
     loaded = bertzoo.from_pretrained(tmp_path / "m")
     assert loaded.load_report.clean
-    assert loaded.spec.components.attention.name == "eager"
+    assert loaded.spec.components.attention.name == "bertzoo:eager"
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     # an explicit choice wins over the recorded one
@@ -298,7 +320,7 @@ def test_round_trip_keeps_weights_and_component_choices(tmp_path: Path) -> None:
 
 def test_sharded_round_trip(tmp_path: Path) -> None:
     model = tiny_model()
-    ckpt.save_pretrained(model, tmp_path / "m", max_shard_size="20KB")
+    pretrained.save_pretrained(model, tmp_path / "m", max_shard_size="20KB")
     index = json.loads((tmp_path / "m" / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 1 and not (tmp_path / "m" / "model.safetensors").exists()
@@ -308,7 +330,7 @@ def test_sharded_round_trip(tmp_path: Path) -> None:
 
 
 def test_overrides_apply_and_architecture_changes_are_strict(tmp_path: Path) -> None:
-    ckpt.save_pretrained(tiny_model(), tmp_path / "m")
+    pretrained.save_pretrained(tiny_model(), tmp_path / "m")
     assert bertzoo.from_pretrained(tmp_path / "m", hidden_dropout_prob=0.0).spec.hidden_dropout_prob == 0.0
     with pytest.raises(CheckpointError, match=r"intermediate.dense.weight: checkpoint \(37, 32\) vs model \(40, 32\)"):
         bertzoo.from_pretrained(tmp_path / "m", intermediate_size=40)
@@ -319,7 +341,7 @@ def test_overrides_apply_and_architecture_changes_are_strict(tmp_path: Path) -> 
 
 
 def test_missing_keys_strict_and_not(tmp_path: Path) -> None:
-    ckpt.save_pretrained(tiny_model(), tmp_path / "m")
+    pretrained.save_pretrained(tiny_model(), tmp_path / "m")
     path = tmp_path / "m" / "model.safetensors"
     state = load_file(str(path))
     del state["encoder.layer.1.output.dense.weight"]
@@ -331,7 +353,7 @@ def test_missing_keys_strict_and_not(tmp_path: Path) -> None:
 
 
 def test_dtype_auto_and_explicit(tmp_path: Path) -> None:
-    ckpt.save_pretrained(tiny_model().to(torch.bfloat16), tmp_path / "m")
+    pretrained.save_pretrained(tiny_model().to(torch.bfloat16), tmp_path / "m")
     assert json.loads((tmp_path / "m" / "config.json").read_text())["dtype"] == "bfloat16"
     assert next(bertzoo.from_pretrained(tmp_path / "m", dtype="auto").parameters()).dtype == torch.bfloat16
     assert next(bertzoo.from_pretrained(tmp_path / "m").parameters()).dtype == torch.float32
@@ -340,7 +362,7 @@ def test_dtype_auto_and_explicit(tmp_path: Path) -> None:
 
 
 def test_relative_positions_are_refused(tmp_path: Path) -> None:
-    ckpt.save_pretrained(tiny_model(), tmp_path / "m")
+    pretrained.save_pretrained(tiny_model(), tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     config["position_embedding_type"] = "relative_key"
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
@@ -349,7 +371,7 @@ def test_relative_positions_are_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_head_architecture_with_auto_loads_the_trunk(tmp_path: Path) -> None:
-    ckpt.save_pretrained(tiny_model(), tmp_path / "m")
+    pretrained.save_pretrained(tiny_model(), tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     config["architectures"] = ["BertForSomethingNobodyRegistered"]
     del config["bertzoo"]
@@ -364,7 +386,7 @@ class _FailHalfWay(RuntimeError):
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "m"
-    ckpt.save_pretrained(tiny_model(), target)
+    pretrained.save_pretrained(tiny_model(), target)
     (target / "tokenizer.json").write_text("{}")  # a file the save must keep
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
@@ -381,12 +403,12 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(safetensors.torch, "save_file", save_then_fail)
     with pytest.raises(_FailHalfWay):
-        ckpt.save_pretrained(tiny_model(), target, max_shard_size="20KB")
+        pretrained.save_pretrained(tiny_model(), target, max_shard_size="20KB")
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temp folder left behind
     monkeypatch.setattr(safetensors.torch, "save_file", real_save)
 
-    ckpt.save_pretrained(tiny_model(), target, max_shard_size="20KB")  # replaces the weights, keeps the tokenizer
+    pretrained.save_pretrained(tiny_model(), target, max_shard_size="20KB")  # replaces the weights, keeps the tokenizer
     names = {p.name for p in target.iterdir()}
     assert "tokenizer.json" in names and "model.safetensors" not in names and "model.safetensors.index.json" in names
 
@@ -439,32 +461,32 @@ def head_registry() -> Registry:
 
 def test_head_round_trip_through_the_hooks(tmp_path: Path, head_registry: Registry) -> None:
     model = bertzoo.build(dict(TINY), head="toy-seqcls", num_labels=3, registry=head_registry)
-    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    pretrained.save_pretrained(model, tmp_path / "m", registry=head_registry)
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
     keys = set(load_file(str(tmp_path / "m" / "model.safetensors")))
     assert {"classifier.weight", "bert.pooler.dense.weight"} <= keys
     # head="auto": architectures[0] -> the head registered with that hf_architecture; options from config.json
-    loaded = ckpt.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
+    loaded = pretrained.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
     assert isinstance(loaded, SeqClsHead) and loaded.load_report.clean
     assert loaded.classifier.out_features == 3
     # head=None: the trunk alone; the classifier is reported, not refused
-    trunk = ckpt.from_pretrained(tmp_path / "m", registry=head_registry)
+    trunk = pretrained.from_pretrained(tmp_path / "m", registry=head_registry)
     assert sorted(trunk.load_report.unexpected) == ["classifier.bias", "classifier.weight"]
     assert torch.equal(trunk.pooler.dense.weight, model.bert.pooler.dense.weight)
 
 
 def test_trunk_checkpoint_into_a_head_and_num_labels_change(tmp_path: Path, head_registry: Registry) -> None:
     trunk = tiny_model()
-    ckpt.save_pretrained(trunk, tmp_path / "trunk")
-    model = ckpt.from_pretrained(tmp_path / "trunk", head="toy-seqcls", num_labels=4, registry=head_registry)
+    pretrained.save_pretrained(trunk, tmp_path / "trunk")
+    model = pretrained.from_pretrained(tmp_path / "trunk", head="toy-seqcls", num_labels=4, registry=head_registry)
     report = model.load_report
     assert report.missing == ["classifier.weight", "classifier.bias"] == report.expected_new
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, trunk.embeddings.word_embeddings.weight)
     # a 4-label checkpoint re-headed to 2 labels: the classifier is re-initialised, not refused ...
-    ckpt.save_pretrained(model, tmp_path / "four", registry=head_registry)
-    two = ckpt.from_pretrained(tmp_path / "four", head="toy-seqcls", num_labels=2, registry=head_registry)
+    pretrained.save_pretrained(model, tmp_path / "four", registry=head_registry)
+    two = pretrained.from_pretrained(tmp_path / "four", head="toy-seqcls", num_labels=2, registry=head_registry)
     assert two.classifier.out_features == 2
     assert [k for k, _, _ in two.load_report.mismatched] == ["classifier.weight", "classifier.bias"]
     # ... but without asking for it, a classifier missing from a head checkpoint is a problem
@@ -472,13 +494,13 @@ def test_trunk_checkpoint_into_a_head_and_num_labels_change(tmp_path: Path, head
     del state["classifier.bias"]
     save_file(state, str(tmp_path / "four" / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="missing classifier.bias"):
-        ckpt.from_pretrained(tmp_path / "four", head="auto", registry=head_registry)
+        pretrained.from_pretrained(tmp_path / "four", head="auto", registry=head_registry)
 
 
 def test_head_save_loads_in_transformers(tmp_path: Path, head_registry: Registry) -> None:
     transformers = pytest.importorskip("transformers", reason="parity needs transformers (dev extra)")
     model = bertzoo.build(dict(TINY), head="toy-seqcls", num_labels=3, registry=head_registry).eval()
-    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    pretrained.save_pretrained(model, tmp_path / "m", registry=head_registry)
     theirs, info = transformers.BertForSequenceClassification.from_pretrained(
         tmp_path / "m", output_loading_info=True, attn_implementation="eager")
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -506,10 +528,60 @@ def test_saved_head_options_reload_without_hooks(tmp_path: Path, head_registry: 
     assert not hasattr(HooklessHead, "options_from_hf_config")
     head_registry.register("head", "hookless", HooklessHead, plugin="tests", options=SeqClsOptions)
     model = bertzoo.build(dict(TINY), head="hookless", num_labels=5, registry=head_registry).eval()
-    ckpt.save_pretrained(model, tmp_path / "m", registry=head_registry)
-    loaded = ckpt.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
+    pretrained.save_pretrained(model, tmp_path / "m", registry=head_registry)
+    loaded = pretrained.from_pretrained(tmp_path / "m", head="auto", registry=head_registry)
     assert isinstance(loaded, HooklessHead) and loaded.load_report.clean
     assert loaded.classifier.out_features == 5
     # asking for the head by name uses the saved options too
-    named = ckpt.from_pretrained(tmp_path / "m", head="hookless", registry=head_registry)
+    named = pretrained.from_pretrained(tmp_path / "m", head="hookless", registry=head_registry)
     assert named.classifier.out_features == 5
+
+
+# -- the package layout ----------------------------------------------------------------------------
+def test_package_exports_every_public_name_of_its_modules() -> None:
+    for sub, names in checkpoint._EXPORTS.items():
+        module = importlib.import_module(f"bertzoo.checkpoint.{sub}")
+        assert sorted(module.__all__) == sorted(names), sub
+        for name in names:
+            assert getattr(checkpoint, name) is getattr(module, name), name
+    # from_pretrained needs the factory, so it lives above it; exporting it here would be a cycle
+    assert not hasattr(checkpoint, "from_pretrained")
+    assert bertzoo.from_pretrained is pretrained.from_pretrained
+    assert bertzoo.save_pretrained is pretrained.save_pretrained is checkpoint.save_pretrained
+
+
+def test_old_module_names_are_the_moved_modules() -> None:
+    for old, new in (("bertzoo.hub", "bertzoo.checkpoint.hub"),
+                     ("bertzoo.default_model", "bertzoo.checkpoint.default_model")):
+        assert importlib.import_module(old) is importlib.import_module(new), old
+
+
+def test_checkpoint_formats_never_import_the_layers_above() -> None:
+    """checkpoint → factory → model → checkpoint was an import cycle: the formats stay below the factory."""
+    above = ("bertzoo.factory", "bertzoo.model", "bertzoo.pretrained", "bertzoo.heads", "bertzoo.plugins",
+             "bertzoo.inference", "bertzoo.corpus", "bertzoo.cli", "bertzoo.runner", "bertzoo.selection")
+    folder = Path(checkpoint.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "bertzoo":
+                names = [f"bertzoo.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            upward = [n for n in names if n in above or n.startswith(tuple(f"{a}." for a in above))]
+            assert not upward, f"{path.name}:{node.lineno} imports {upward}"
+
+
+def test_resolving_folders_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import bertzoo.hub, bertzoo.default_model, bertzoo.checkpoint.sentence_transformers\n"
+        "from bertzoo.checkpoint import resolve_model_dir, read_sentence_transformers_info\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "TORCH False" in out.stdout

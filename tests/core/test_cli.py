@@ -29,8 +29,9 @@ def test_list_everything(cli: Cli) -> None:
     rows = names(out.stdout)
     assert ("attention", "bertzoo:eager") in rows and ("preset", "bertzoo:bert-tiny") in rows
     assert ("embedding", "bertzoo:bert") in rows and ("pooler", "bertzoo:cls-tanh") in rows
+    assert ("precision", "bertzoo:int8") in rows
     kinds = [kind for kind, _ in rows]
-    order = ["embedding", "attention", "layer", "pooler", "head", "preset"]
+    order = ["embedding", "attention", "layer", "pooler", "head", "preset", "precision"]
     assert kinds == sorted(kinds, key=order.index)  # grouped by kind, in KINDS order
 
 
@@ -66,7 +67,7 @@ def test_list_unknown_kind_is_a_user_error(cli: Cli) -> None:
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
         "bertzoo: error: unknown component kind 'atention' (did you mean 'attention'?); "
-        "kinds are embedding, attention, layer, pooler, head, preset"
+        "kinds are embedding, attention, layer, pooler, head, preset, precision"
     ]
 
 
@@ -108,7 +109,7 @@ def test_plugins_and_list_with_broken_third_party_plugins(cli: Cli, plugin_dists
     assert rows["good"].split()[1:5] == ["bertzoo-good", "1.2.3", "loaded", "2"]
     assert "failed" in rows["brokenimport"] and "No module named 'bzfx_missing_dependency'" in rows["brokenimport"]
     assert "RuntimeError: the hook broke half-way" in rows["brokenhook"]
-    assert "registered twice" in rows["collide"] and "plugin API >=2,<3" in rows["future"]
+    assert "claims the namespace 'bertzoo'" in rows["collide"] and "plugin API >=2,<3" in rows["future"]
     assert len(lines) == 1 + len(rows)  # one line per plugin: errors are one line each
     assert "eager" not in rows  # healthy built-ins only with --all
 

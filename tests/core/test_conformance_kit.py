@@ -23,7 +23,7 @@ from torch import nn
 
 from bertzoo.errors import ComponentNotFoundError, SpecError
 from bertzoo.heads import register as heads_register
-from bertzoo.plugins import register_eager, register_sdpa
+from bertzoo.plugins import register_eager, register_flash, register_sdpa
 from bertzoo.plugins.eager import BertLayer, BertPooler
 from bertzoo.registry import PluginRegistrar, Registry
 from bertzoo.testing import (
@@ -41,9 +41,10 @@ ALL_CAPS = {"devices": ("cpu",), "dtypes": ("float32", "bfloat16"), "causal": Tr
 
 @pytest.fixture
 def registry() -> Registry:
-    """Built-in eager, sdpa and heads in a fresh registry (the kit's references), nothing else."""
+    """Built-in eager, sdpa, flash and heads in a fresh registry (the kit's references), nothing else."""
     reg = Registry()
-    for module, plugin in ((register_eager, "eager"), (register_sdpa, "sdpa"), (heads_register, "heads")):
+    for module, plugin in ((register_eager, "eager"), (register_sdpa, "sdpa"), (register_flash, "flash"),
+                           (heads_register, "heads")):
         module.bertzoo_register(PluginRegistrar(reg, plugin, "bertzoo"))
     return reg
 
@@ -135,8 +136,31 @@ class AlwaysDropout(BertPooler):
 def test_pooler_that_ignores_the_mask_fails(registry: Registry) -> None:
     registry.register("pooler", "mean-all", MeanOfEverything, plugin="bad")
     failed = failures(check_component("pooler", "bad:mean-all", registry=registry, raise_on_failure=False))
-    assert list(failed) == ["ignores-padding"]
+    assert list(failed) == ["ignores-padding", "packed-input"]  # it has no cu_seqlens argument either
     assert "pooled output when the padded positions change differs" in failed["ignores-padding"]
+    assert failed["ignores-padding"].endswith("Fix: exclude padded positions using attention_mask "
+                                              "(bertzoo.heads.pooling.pool does it)")
+    assert "unexpected keyword argument 'cu_seqlens'" in failed["packed-input"]
+
+
+class PackedMeanWrong(nn.Module):
+    """Right padded, but packed it averages the whole batch's tokens instead of each sequence's."""
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(self, hidden, attention_mask=None, *, cu_seqlens=None):
+        if cu_seqlens is not None:
+            return hidden.mean(dim=0, keepdim=True).expand(len(cu_seqlens) - 1, -1)
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1)
+
+
+def test_pooler_that_mixes_sequences_when_packed_fails_only_the_packed_case(registry: Registry) -> None:
+    registry.register("pooler", "packed-wrong", PackedMeanWrong, plugin="bad")
+    failed = failures(check_component("pooler", "bad:packed-wrong", registry=registry, raise_on_failure=False))
+    assert list(failed) == ["packed-input"]
+    assert "pooled output of the packed (T, H) states with cu_seqlens differs from the reference" in failed["packed-input"]
 
 
 def test_layer_with_a_dead_parameter_fails_naming_it(registry: Registry) -> None:
@@ -178,8 +202,8 @@ class LoosePooler(MeanOfEverything):
     def __init__(self, spec: Any = None, anything: Any = None) -> None:
         super().__init__(spec)
 
-    def forward(self, hidden, attention_mask=None):
-        return hidden[:, 0]
+    def forward(self, hidden, attention_mask=None, *, cu_seqlens=None):
+        return hidden[:, 0] if cu_seqlens is None else hidden[cu_seqlens[:-1].long()]
 
 
 def test_options_that_validate_nothing_fail(registry: Registry) -> None:
@@ -257,3 +281,91 @@ def test_pytest_plugin_generates_one_test_per_case_and_reports_the_difference(tm
     assert "padding[none,fp32]" not in out.split("short test summary")[1]  # that case passes
     summary = out.strip().splitlines()[-1]
     assert "2 failed" in summary and "passed" in summary and "deselected" in summary
+
+
+# -- reference hooks, fix hints, setup failures ------------------------------------------------------------
+
+
+def alibi_bias(query: torch.Tensor, key: torch.Tensor, query_offset: int) -> torch.Tensor:
+    """ALiBi: ``-slope[h] * |i + offset - j|`` → ``(1, h, S, S_k)``."""
+    heads, s_q, s_k = query.shape[1], query.shape[-2], key.shape[-2]
+    slopes = 2.0 ** (-8.0 * torch.arange(1, heads + 1, dtype=torch.float64) / heads)
+    distance = (torch.arange(s_q)[:, None] + query_offset - torch.arange(s_k)[None, :]).abs()
+    return -(slopes[:, None, None] * distance)[None]
+
+
+class AlibiAttention(nn.Module):
+    """SDPA plus an ALiBi position bias: correct, but not plain attention."""
+
+    def __init__(self, spec: Any = None) -> None:
+        super().__init__()
+
+    def forward(self, q, k, v, *, mask, dropout_p=0.0, scale=None, need_weights=False, head_mask=None):
+        from bertzoo.errors import IncompatibleComponentError, InputError
+        from bertzoo.model.masks import boolean_mask, empty_rows
+
+        if q.dim() != 4:
+            raise InputError("packed input is not supported")
+        if need_weights or head_mask is not None or mask.query_offset or q.shape[-2] != k.shape[-2]:
+            raise IncompatibleComponentError("no weights, head_mask, cache or cross-attention")
+        bias = alibi_bias(q, k, 0).to(q.dtype)
+        allowed = boolean_mask(mask, q.shape[-2], k.shape[-2], q.device)
+        if allowed is not None:
+            bias = bias.masked_fill(~allowed, float("-inf"))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+        empty = empty_rows(mask, q.shape[-2], k.shape[-2], q.device)
+        return (out if empty is None else out.masked_fill(empty, 0.0)), None
+
+
+ALIBI_CAPS = {"devices": ("cpu",), "dtypes": ("float32", "bfloat16"), "causal": True}
+
+
+def test_score_bias_lets_a_position_biased_attention_be_checked(registry: Registry) -> None:
+    registry.register("attention", "alibi", AlibiAttention, plugin="ok", capabilities=ALIBI_CAPS,
+                      conformance={"score_bias": alibi_bias})
+    report = check_component("attention", "ok:alibi", registry=registry)  # the hook comes from the registration
+    assert "padding[left,bf16]" in {c.rsplit("/", 1)[1] for c in report.passed}
+    registry.register("attention", "alibi-undescribed", AlibiAttention, plugin="ok", capabilities=ALIBI_CAPS)
+    failed = failures(check_component("attention", "ok:alibi-undescribed", registry=registry, raise_on_failure=False))
+    assert "padding[none,fp32]" in failed and "causal[full,fp32]" in failed
+    assert "describe it to the kit with visible= / score_bias=" in failed["padding[none,fp32]"]
+    q, k, v = (torch.randn(1, 2, 3, 4, dtype=torch.float64) for _ in range(3))
+    from bertzoo.interfaces import AttentionMask
+
+    _, probs = attention_reference(q, k, v, AttentionMask(), 0.5, score_bias=alibi_bias)
+    want = torch.softmax(q @ k.transpose(-1, -2) * 0.5 + alibi_bias(q, k, 0), dim=-1)
+    torch.testing.assert_close(probs, want)
+
+
+class CannotBuild(nn.Module):
+    def __init__(self, spec: Any = None) -> None:
+        raise RuntimeError("this pooler needs a GPU driver")
+
+
+def test_a_component_that_cannot_be_built_gets_one_setup_failure_and_its_other_cases_skipped(
+    registry: Registry,
+) -> None:
+    registry.register("pooler", "unbuildable", CannotBuild, plugin="bad")
+    registry.register("attention", "unimportable", "bertzoo_no_such_module:Attention", plugin="bad",
+                      capabilities=ALIBI_CAPS)
+    for kind, name in (("pooler", "bad:unbuildable"), ("attention", "bad:unimportable")):
+        report = check_component(kind, name, registry=registry, raise_on_failure=False)
+        assert list(failures(report)) == ["setup"] and not report.passed and len(report.skipped) >= 5
+        assert all(why.startswith("setup failed (") for why in report.skipped.values())
+    assert "needs a GPU driver" in failures(check_component(
+        "pooler", "bad:unbuildable", registry=registry, raise_on_failure=False))["setup"]
+
+
+def test_one_broken_component_does_not_stop_the_rest_of_its_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bertzoo.testing as kit
+
+    class Info:
+        components = ["attention:broken:gone", "pooler:bertzoo:mean"]
+
+    monkeypatch.setattr(kit, "find_plugin", lambda plugin: Info())
+    cases = kit.plugin_cases("broken")
+    assert cases[0].id == "attention/broken:gone/setup" and len(cases) > 5
+    report = kit.run_cases(cases, raise_on_failure=False)
+    assert list(report.failed) == ["attention/broken:gone/setup"]
+    assert "unknown attention 'broken:gone'" in report.failed["attention/broken:gone/setup"]
+    assert "pooler/bertzoo:mean/packed-input" in report.passed

@@ -16,6 +16,7 @@ from bertzoo import discovery
 from bertzoo import hookimpl as bertzoo_hookimpl
 from bertzoo.discovery import PluginHost
 from bertzoo.errors import ComponentNotFoundError, PluginError
+from bertzoo.hookspecs import PLUGIN_API_VERSION
 from bertzoo.registry import Registry
 
 FIXTURE_PLUGINS = {"good", "brokenimport", "brokenhook", "collide", "future"}
@@ -54,9 +55,9 @@ def test_failures_are_recorded_with_their_errors(dists_on_path: Path) -> None:
     # a multi-line message is cut to one line; the full traceback is kept apart
     assert errors["brokenhook"] == "RuntimeError: the hook broke half-way ..."
     assert "second line of the message" in (host.plugins["brokenhook"].traceback or "")
-    assert "attention 'bertzoo:eager' is registered twice" in errors["collide"]
-    assert "plugin 'eager'" in errors["collide"] and "plugin 'collide'" in errors["collide"]
-    assert "needs bertzoo plugin API >=2,<3" in errors["future"] and "provides 1.0" in errors["future"]
+    # only bertzoo's own distribution may use the bertzoo namespace (issue 19 item 2)
+    assert "plugin 'collide' (distribution 'bertzoo-collide') claims the namespace 'bertzoo'" in errors["collide"]
+    assert "needs bertzoo plugin API >=2,<3" in errors["future"] and f"provides {PLUGIN_API_VERSION}" in errors["future"]
     assert all("\n" not in e for e in errors.values())
     failed = set(host.registry.failed_plugins)
     assert failed & FIXTURE_PLUGINS == FIXTURE_PLUGINS - {"good"}
@@ -65,7 +66,7 @@ def test_failures_are_recorded_with_their_errors(dists_on_path: Path) -> None:
 
 def test_a_failing_hook_is_rolled_back(dists_on_path: Path) -> None:
     reg = load().registry
-    # brokenhook registered `brokenhook:half` before raising; collide registered `bertzoo:collide-extra`
+    # brokenhook registered `brokenhook:half` before raising; collide was refused before registering
     assert reg.list_components(pattern="*half*") == []
     assert reg.list_components(pattern="*collide*") == []
     for kind, name in [("attention", "brokenhook:half"), ("attention", "half"), ("pooler", "collide-extra")]:
@@ -231,3 +232,30 @@ def test_a_plugin_calling_sys_exit_is_isolated() -> None:
     host = PluginHost(Registry())
     info = host.register_plugin("exits", Exits())
     assert info.status == "failed" and info.error == "SystemExit: 3"
+
+
+def test_a_plugin_may_only_add_commands_and_a_bad_hook_signature_says_why() -> None:
+    class CommandsOnly:
+        @bertzoo_hookimpl
+        def bertzoo_register_commands(self, subparsers: object) -> None: ...
+
+    class AsksForCli:  # llm's argument name, which bertzoo's hookspec does not have
+        @bertzoo_hookimpl
+        def bertzoo_register_commands(self, cli: object) -> None: ...
+
+    class NoHook:
+        pass
+
+    host = PluginHost(Registry())
+    assert host.register_plugin("commands-only", CommandsOnly()).status == "loaded"
+    assert [info.name for info, _ in host.hook_functions("bertzoo_register_commands")] == ["commands-only"]
+    info = host.register_plugin("asks-for-cli", AsksForCli())
+    assert info.status == "failed" and "\n" not in (info.error or "")
+    # every line of pluggy's message, joined: the first names the hook, the last says what is wrong
+    assert (info.error or "").startswith(
+        "PluginValidationError: Plugin 'asks-for-cli' for hook 'bertzoo_register_commands'; "
+        "hookimpl definition: bertzoo_register_commands(")
+    assert (info.error or "").endswith(
+        "; Argument(s) {'cli'} are declared in the hookimpl but can not be found in the hookspec")
+    info = host.register_plugin("no-hook", NoHook())
+    assert info.status == "failed" and "named bertzoo_register (or bertzoo_register_commands)" in (info.error or "")

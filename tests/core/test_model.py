@@ -9,10 +9,9 @@ import pytest
 import torch
 
 import bertzoo
-from bertzoo.cache import KVCache
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities
-from bertzoo.model import BertModel, BertModelOutput, init_weights
+from bertzoo.model import BertModel, BertModelOutput, KVCache, init_weights
 from bertzoo.plugins import eager, register_eager
 from bertzoo.registry import PluginRegistrar, Registry
 
@@ -268,6 +267,24 @@ def test_layer_that_returns_no_weights_is_caught_without_a_choice() -> None:
         model(ids(), output_attentions=True)
 
 
+class TokenwisePooler(torch.nn.Module):
+    """A broken pooler: returns every token's state (B, S, H) instead of one vector per sequence."""
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__()
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return hidden_states
+
+
+def test_a_pooler_output_of_the_wrong_shape_is_a_clear_error(registry: Registry) -> None:
+    PluginRegistrar(registry, "test", "test").register("pooler", "tokenwise", TokenwisePooler)
+    model = bertzoo.build(dict(TINY), attention="eager", pooler="tokenwise", registry=registry).eval()
+    expected = r"pooler 'tokenwise' \(TokenwisePooler\) returned shape \(2, 6, 32\) .* must return \(B, H\) = \(2, 32\)"
+    with pytest.raises(IncompatibleComponentError, match=expected):
+        model(ids())
+
+
 # -- init and conveniences ------------------------------------------------------------------------------
 
 
@@ -315,3 +332,17 @@ def test_save_pretrained_delegates_to_checkpoint(tmp_path: Path) -> None:
     x = ids()
     with torch.no_grad():
         torch.testing.assert_close(hf(x).last_hidden_state, model(x).last_hidden_state, atol=1e-6, rtol=0)
+
+
+def test_old_module_names_still_import_the_same_objects() -> None:
+    import bertzoo.cache
+    import bertzoo.masks
+    import bertzoo.model.masks
+    import bertzoo.model.packing
+
+    assert bertzoo.cache.KVCache is KVCache and bertzoo.masks.Packing is bertzoo.model.packing.Packing
+    for name in bertzoo.masks.__all__:
+        assert getattr(bertzoo.masks, name) is (getattr(bertzoo.model.masks, name, None)
+                                                or getattr(bertzoo.model.packing, name))
+    assert "Deprecated location" in (bertzoo.masks.__doc__ or "") and "Deprecated location" in (bertzoo.cache.__doc__ or "")
+

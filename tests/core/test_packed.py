@@ -15,10 +15,13 @@ import torch
 import torch.nn.functional as F
 
 import bertzoo
+from bertzoo.discovery import get_registry
 from bertzoo.errors import IncompatibleComponentError, InputError
-from bertzoo.masks import packing_from_mask
 from bertzoo.model import BertModel
+from bertzoo.model.packing import packing_from_mask
 from bertzoo.plugins import eager
+from bertzoo.registry import Registry
+from bertzoo.selection import explain_attention
 
 TINY: dict[str, Any] = dict(
     vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -193,16 +196,31 @@ def test_packing_can_be_switched_off_and_never_happens_without_a_varlen_attentio
     assert not decoder.last_call_packed and "decoder" in decoder.attention_choice.explain()
 
 
-def test_a_layer_that_cannot_run_packed_keeps_the_model_padded() -> None:
-    class PaddedOnlyLayer(eager.BertLayer):
-        supports_packed = False
+def padded_only_registry() -> Registry:
+    """The installed components plus ``test:padded-only``: the eager layer registered without supports_packed."""
+    registry = Registry()
+    for record in get_registry().records():
+        registry.add(record)
+    registry.register("layer", "padded-only", eager.BertLayer, plugin="test")
+    return registry
 
-    model = build()
-    spec = model.spec
-    model.encoder.layer[1] = PaddedOnlyLayer(spec, attention=eager.EagerAttention())
+
+def test_a_layer_registered_without_packed_support_keeps_the_model_padded_and_explain_says_so() -> None:
+    registry = padded_only_registry()
+    torch.manual_seed(0)
+    model = trunk(bertzoo.build(TINY, layer="padded-only", registry=registry)).eval()
+    choice = model.attention_choice
+    assert choice.packed is None and not model.can_pack()
+    assert "packed execution: off (layer test:padded-only is not registered with supports_packed=True" in choice.explain()
+    assert explain_attention(model.spec, registry) == choice.explain()  # what `build --explain` prints
     ids, mask = batch([3, 6], 6)
     model(ids, attention_mask=mask)
     assert not model.last_call_packed
+    with pytest.raises(IncompatibleComponentError, match="not registered with supports_packed=True"):
+        model.forward_packed(ids[0], torch.tensor([0, 6]))
+    packed = build()  # the same layer class, registered with supports_packed=True
+    packed(ids, attention_mask=mask)
+    assert packed.last_call_packed and registry.get("layer", "bertzoo:bert").metadata["supports_packed"] is True
 
 
 def test_explain_names_the_packed_implementation() -> None:

@@ -82,7 +82,7 @@ def test_bad_kinds_and_names(reg: Registry) -> None:
         reg.get("atention", "sdpa")
     with pytest.raises(ComponentNotFoundError, match="kinds are embedding, attention, layer, pooler, head, preset"):
         reg.list_components("heads-and-tails")
-    assert set(KINDS) == {"embedding", "attention", "layer", "pooler", "head", "preset"}
+    assert set(KINDS) == {"embedding", "attention", "layer", "pooler", "head", "preset", "precision"}
 
 
 def test_lazy_target_is_imported_only_when_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,13 +150,13 @@ def test_list_components_wildcards_exclude_and_natural_sort() -> None:
 
 def test_registrar_stamps_plugin_and_namespace() -> None:
     r = Registry()
-    registrar = PluginRegistrar(r, plugin="foo-plugin", namespace="foo")
-    registrar.distribution, registrar.version = "bertzoo-foo", "1.0"
+    registrar = PluginRegistrar(r, plugin="foo-plugin", namespace="foo", distribution="bertzoo-foo", version="1.0")
     record = registrar.register("attention", "linear", Sdpa, description="d", capabilities={"varlen": True}, priority=3)
     assert (record.full_name, record.plugin, record.distribution, record.version) == ("foo:linear", "foo-plugin", "bertzoo-foo", "1.0")
     assert record.metadata == {"priority": 3}
     assert registrar.registered == [record]
-    assert registrar.get("attention", "linear") is record
+    # a plugin reading a record gets an equal copy, never the registry's own
+    assert registrar.get("attention", "linear") == record and registrar.get("attention", "linear") is not record
 
 
 def test_describe_data_targets_without_building() -> None:

@@ -1,4 +1,4 @@
-"""The inference runner (bertzoo.runner) against its oracles.
+"""The inference pipeline (bertzoo.inference; bertzoo.runner is its deprecated name) against its oracles.
 
 - ``embed``: sentence-transformers' ``encode`` of all-MiniLM-L6-v2 on real paragraphs from the
   benchmark corpus (cosine >= 0.99999 in fp32, >= 0.9999 with bf16 matmuls, >= 0.99 with int8).
@@ -145,7 +145,7 @@ def test_bad_items_raise_input_error(fp32: Pipeline) -> None:
         fp32.classify(["x"])
     with pytest.raises(InputError, match="batch_tokens=0 must be positive"):
         fp32.embed(["x"], batch_tokens=0)
-    with pytest.raises(InputError, match="dtype 'float16' is not supported"):
+    with pytest.raises(InputError, match="dtype='float16' is unknown; use one of"):
         Pipeline(MINILM, dtype="float16")
 
 

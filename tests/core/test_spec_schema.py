@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bertzoo.commands.spec import model_spec_schema
+from bertzoo.cli.spec import model_spec_schema
 from bertzoo.discovery import get_registry
 from bertzoo.factory import resolve_spec
 

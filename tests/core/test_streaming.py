@@ -1,4 +1,4 @@
-"""bertzoo.streaming, bertzoo.outputs and the truncation policies, on a tiny random model in a tmp dir.
+"""bertzoo.corpus, bertzoo.inference.vectors and the truncation policies, on a tiny random model in a tmp dir.
 
 - ``embed_stream`` equals ``bertzoo.embed`` for every chunk size, pulls its input lazily, and
   reports token counts and truncation per text.
@@ -6,9 +6,11 @@
   transformers forward on each window, averaged by token count; ``error`` names the text.
 - Output controls: ``dim`` cut + re-normalisation, float16 / int8 (per-vector scale) / binary
   (packed sign bits), each restored within its stated error.
-- The shard folder: shards + manifest (checksums, rows, counts, truncation summary), npy and
-  parquet, txt / jsonl / parquet input, bad lines stop before anything is written, and
-  ``resume`` refuses a changed model, option or input.
+- The shard folder: shards + manifest (checksums, rows, counts, truncation summary), every format
+  of the one format table read back by ``load_folder``, txt / jsonl / parquet input, bad lines
+  stop before anything is written, and ``resume`` refuses a changed model, option or input
+  (a bertzoo 0.1 manifest's ``dtype`` / ``quantize`` read as today's ``compute``).
+- The old module names (``bertzoo.streaming``, ``bertzoo.outputs``) still give the same objects.
 """
 
 from __future__ import annotations
@@ -24,18 +26,21 @@ import pytest
 import torch
 
 import bertzoo
-from bertzoo.errors import InputError
-from bertzoo.outputs import restore_vectors, shape_vectors
-from bertzoo.runner import Pipeline, TruncationWarning
-from bertzoo.streaming import (
+from bertzoo.corpus import (
     MANIFEST,
+    SHARD_FORMATS,
     InputSource,
     embed_stream,
     embed_to_folder,
     file_digest,
     load_folder,
     read_manifest,
+    read_texts,
 )
+from bertzoo.corpus.shards import shard_format
+from bertzoo.errors import InputError
+from bertzoo.inference.vectors import restore_vectors, shape_vectors
+from bertzoo.runner import Pipeline, TruncationWarning
 
 transformers = pytest.importorskip("transformers", reason="transformers is the oracle for windows (dev extra)")
 MAX_POSITIONS = 32  # the tiny_bert fixture's (tests/conftest.py)
@@ -308,6 +313,39 @@ def test_parquet_input_and_shards(tiny: Path, tmp_path: Path) -> None:
         list(InputSource.from_path(str(tmp_path / "in.parquet"), "id").rows())
 
 
+@pytest.mark.parametrize("fmt", SHARD_FORMATS)
+@pytest.mark.parametrize("precision", ["float16", "int8", "binary"])
+def test_every_shard_format_reads_back_what_it_wrote(tiny: Path, tmp_path: Path, fmt: str, precision: str) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="parquet needs pyarrow (dev extra; optional at run time)")
+    source = write_lines(tmp_path / "in.txt", TEXTS)
+    manifest = run_folder(tiny, source, tmp_path / "out", format=fmt, precision=precision, dim=20)
+    pipe = bertzoo.runner.get_pipeline("embed", tiny)
+    fitted = pipe.encode_for_embedding(TEXTS, "silent")
+    raw = pipe.embed_encoded(fitted, normalize=False, threads=1)
+    expected = shape_vectors(raw, normalize=pipe.embedding_normalize, dim=20, precision=precision)
+
+    vectors, rows = load_folder(tmp_path / "out")
+    assert vectors.dtype == expected.values.dtype and vectors.shape == expected.values.shape
+    np.testing.assert_array_equal(rows["row"], np.arange(len(TEXTS)))
+    np.testing.assert_array_equal(rows["tokens"], fitted.tokens)
+    np.testing.assert_array_equal(rows["truncated"], fitted.truncated)
+    got = restore_vectors(vectors, precision, scales=rows["scale"] if precision == "int8" else None, dim=20)
+    reference = restore_vectors(expected.values, precision, scales=expected.scales, dim=20)
+    if precision == "binary":  # batches differ (chunks of 10 vs one call): a sign near 0 may flip
+        assert np.mean(got != reference) < 0.01
+    else:
+        np.testing.assert_allclose(got, reference, atol=2e-2 if precision == "int8" else 1e-3)
+    assert manifest["output"]["layout"] == shard_format(fmt).layout(precision)
+    assert manifest["output"]["stored_width"] == vectors.shape[1] == (3 if precision == "binary" else 20)
+
+
+def test_unknown_shard_format_names_the_known_ones(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"format='csv' is unknown; use one of npy, parquet"):
+        run_folder(tiny, write_lines(tmp_path / "in.txt", ["a"]), tmp_path / "out", format="csv")
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_continues_and_refuses_a_different_run(tiny: Path, tmp_path: Path) -> None:
     source = write_lines(tmp_path / "in.txt", TEXTS)
     full = run_folder(tiny, source, tmp_path / "full")
@@ -345,6 +383,49 @@ def test_resume_continues_and_refuses_a_different_run(tiny: Path, tmp_path: Path
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(InputError, match=r"cannot --resume .*model"):
         embed_to_folder(InputSource.from_path(str(source)), out, other, resume=True, shard_size=25, chunk_size=10)
+
+
+def test_resume_reads_a_bertzoo_0_1_manifest(tiny: Path, tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "in.txt", TEXTS[:60])
+    full = run_folder(tiny, source, tmp_path / "full")
+    assert full["options"]["compute"] == "bertzoo:float32" and full["options"]["head"] == "bertzoo:sentence-embedding"
+
+    def legacy_copy(name: str, dtype: str) -> Path:  # cut back to 1 shard, options as bertzoo 0.1 wrote them
+        out = Path(shutil.copytree(tmp_path / "full", tmp_path / name))
+        old = read_manifest(out)
+        options = {k: v for k, v in old["options"].items() if k not in ("compute", "head")}
+        old.update(shards=old["shards"][:1], rows_done=25, complete=False,
+                   options={"dtype": dtype, "quantize": None, **options})
+        (out / MANIFEST).write_text(json.dumps(old), encoding="utf-8")
+        return out
+
+    resumed = run_folder(tiny, source, legacy_copy("old", "float32"), resume=True)
+    assert resumed["complete"] and resumed["shards"] == full["shards"]
+    with pytest.raises(InputError, match=r"cannot --resume .*compute 'bertzoo:bfloat16' vs 'bertzoo:float32'"):
+        run_folder(tiny, source, legacy_copy("old-bf16", "bfloat16"), resume=True)
+
+
+def test_read_texts_keeps_plain_blank_lines_and_reads_pairs(tmp_path: Path) -> None:
+    assert read_texts(str(write_lines(tmp_path / "a.txt", ["one", "", "three"]))) == ["one", "", "three"]
+    (tmp_path / "b.jsonl").write_text('{"q": "x", "d": "y"}\n\n{"q": "z", "d": "w"}\n', encoding="utf-8")
+    assert read_texts(str(tmp_path / "b.jsonl"), field="q", pair_field="d") == [("x", "y"), ("z", "w")]
+    (tmp_path / "c.jsonl").write_text('{"q": "x", "d": "y"}\n\n{"q": "z"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="line 3 has no string field 'd'"):
+        read_texts(str(tmp_path / "c.jsonl"), field="q", pair_field="d")
+
+
+def test_old_module_names_give_the_same_objects() -> None:
+    import bertzoo.corpus
+    import bertzoo.inference.vectors
+    import bertzoo.outputs
+    import bertzoo.streaming
+
+    for name in bertzoo.streaming.__all__:
+        if name not in ("atomic_write", "STORED_DTYPES"):
+            assert getattr(bertzoo.streaming, name) is getattr(bertzoo.corpus, name), name
+    for name in bertzoo.outputs.__all__:
+        assert getattr(bertzoo.outputs, name) is getattr(bertzoo.inference.vectors, name), name
+    assert bertzoo.embed_stream is bertzoo.corpus.embed_stream
 
 
 # -- the command line -------------------------------------------------------------------------------------

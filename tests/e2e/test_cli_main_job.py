@@ -1,4 +1,5 @@
-"""``bertzoo embed / classify / fill-mask / similarity / info`` end to end, in a subprocess.
+"""``bertzoo embed / classify / fill-mask / similarity / info / rerank / token-classify / answer`` end to end,
+in a subprocess, each against the Python function it calls (``--head`` and ``--compute`` included).
 
 Results on stdout (JSON lines) or in an output file written atomically: a bad input line
 (invalid UTF-8, bad JSON) stops with exit 2 and its line number before anything is written, and
@@ -8,6 +9,7 @@ Ctrl-C (SIGINT) mid-job leaves no output file and an existing one untouched.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -177,3 +179,60 @@ def test_classify_and_fill_mask(cli: Cli, tmp_path: Path) -> None:
     assert row["predictions"] == bertzoo.fill_mask("The capital of France is [MASK].", model=mlm, top_k=3)
     proc = cli("fill-mask", "no mask here", "--model", str(mlm))
     assert proc.returncode == 2 and "has no [MASK] token" in proc.stderr
+
+
+def test_rerank_token_classify_and_answer(cli: Cli, tmp_path: Path) -> None:
+    ranker = _tiny(tmp_path / "ranker", "BertForSequenceClassification", num_labels=1)
+    docs = ["Paris is the capital of France.", "Bananas are yellow.", "France borders Spain."]
+    proc = cli("rerank", "capital of France", *docs, "--model", str(ranker))
+    assert proc.returncode == 0, proc.stderr
+    expected = bertzoo.rerank("capital of France", docs, model=ranker)
+    assert rows(proc.stdout) == [{**r, "document": docs[r["index"]]} for r in expected]
+    assert sorted(r["index"] for r in expected) == [0, 1, 2]
+    proc = cli("rerank", "capital of France", *docs, "--model", str(ranker), "--top-k", "2", "--raw")
+    raw = bertzoo.rerank("capital of France", docs, model=ranker, top_k=2, raw=True)
+    assert [(r["index"], r["score"]) for r in rows(proc.stdout)] == [(r["index"], r["score"]) for r in raw]
+    sigmoid = {r["index"]: r["score"] for r in expected}
+    assert len(raw) == 2 and all(abs(1 / (1 + math.exp(-r["score"])) - sigmoid[r["index"]]) < 1e-6 for r in raw)
+
+    tagger = _tiny(tmp_path / "tagger", "BertForTokenClassification", num_labels=3,
+                   id2label={0: "O", 1: "B-PER", 2: "I-PER"}, label2id={"O": 0, "B-PER": 1, "I-PER": 2})
+    texts = ["Marie Curie met Pierre in Paris.", "nothing here"]
+    for aggregation in ("simple", "none"):
+        proc = cli("token-classify", *texts, "--model", str(tagger), "--aggregation", aggregation)
+        assert proc.returncode == 0, proc.stderr
+        expected = bertzoo.token_classify(texts, model=tagger, aggregation=aggregation)
+        assert rows(proc.stdout) == [{"text": t, "entities": e} for t, e in zip(texts, expected, strict=True)]
+
+    reader = _tiny(tmp_path / "reader", "BertForQuestionAnswering")
+    question, context = "Who discovered radium?", "Radium was discovered by Marie and Pierre Curie in 1898."
+    proc = cli("answer", question, context, "--model", str(reader))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = rows(proc.stdout)
+    assert row == {"question": question, **bertzoo.answer(question, context, model=reader)}
+    assert context[row["start"]:row["end"]] == row["answer"]  # type: ignore[misc]
+
+
+def test_head_and_compute_options(cli: Cli) -> None:
+    proc = cli("embed", "A cat sits on the mat.", "--compute", "bf16")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(rows(proc.stdout)[0]["embedding"],
+                               bertzoo.embed(["A cat sits on the mat."], compute="bfloat16")[0], atol=1e-6)
+    same = cli("embed", "A cat sits on the mat.", "--dtype", "bfloat16")  # the older spelling, an alias
+    assert rows(same.stdout)[0]["embedding"] == rows(proc.stdout)[0]["embedding"]
+    proc = cli("embed", "x", "--dtype", "bfloat16", "--quantize", "int8")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("bertzoo: error: quantize='int8' runs the remaining layers in float32")
+    proc = cli("embed", "x", "--compute", "fp8")
+    assert proc.returncode == 2 and "invalid choice: 'fp8' (choose from 'bfloat16', 'bf16'" in proc.stderr
+
+    proc = cli("classify", "x", "--head", "masked-lm")
+    assert proc.returncode == 2 and "does not serve the 'classify' task" in proc.stderr
+    if not bertzoo.list_components("head", "example:max-mean"):
+        pytest.skip("the example plugin (examples/bertzoo-example-plugin) is not installed")
+    proc = cli("embed", "--head", "example:max-mean", "A cat sits on the mat.")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = rows(proc.stdout)
+    assert len(row["embedding"]) == 768  # type: ignore[arg-type]
+    np.testing.assert_allclose(row["embedding"], bertzoo.embed(["A cat sits on the mat."], head="example:max-mean")[0],
+                               atol=1e-5)

@@ -3,8 +3,8 @@
 A real ``bertzoo embed`` subprocess (tiny random model in a tmp dir, 12,000 lines, 24 shards) is
 killed with SIGKILL or SIGINT at random points: while it starts, while it scans the input, in
 the middle of a shard, right after a shard. After each kill the folder is checked (every file
-under its final name is complete, the manifest lists whole shards only), then the same command
-with ``--resume`` continues; a resume is itself killed again. The finished folder must equal an
+under its final name is complete, the manifest lists whole shards only, its lock is free), then
+the same command with ``--resume`` continues; a resume is itself killed again. The finished folder must equal an
 uninterrupted run's byte for byte, manifest included apart from its ``timing`` field.
 
 ``BERTZOO_TEST_KILLS=N`` raises the number of kill points of the random chain (default 8).
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from bertzoo.corpus.lock import LOCK_NAME, FolderLock
 
 pytestmark = pytest.mark.slow
 
@@ -81,9 +83,14 @@ def check_folder(out: Path, sig: int) -> int:
     if not out.exists():
         return 0
     names = sorted(p.name for p in out.iterdir())
-    temporary = [n for n in names if n.startswith(".")]
+    # a SIGKILLed run leaves its lock file (the OS dropped the lock itself); a Ctrl-C before the
+    # next run took it over leaves it there too: it must be free, and the next run reuses it
+    temporary = [n for n in names if n.startswith(".") and n != LOCK_NAME]
     if sig == signal.SIGINT:
         assert not temporary, names  # Ctrl-C cleans up after itself
+    if LOCK_NAME in names:
+        with FolderLock(out):  # free: no process holds it
+            pass
     assert all(n == "manifest.json" or n.startswith("shard-") for n in names if not n.startswith(".")), names
     manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text()) if "manifest.json" in names else {}
     shards = manifest.get("shards", [])

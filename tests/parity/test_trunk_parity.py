@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import bertzoo
-from bertzoo.cache import KVCache
+from bertzoo.model.cache import KVCache
 from bertzoo.spec import ACTIVATIONS
 
 transformers = pytest.importorskip("transformers")

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertzoo.errors import InputError
+from bertzoo.errors import InputError, SpecError
 from bertzoo.interfaces import Attention, AttentionMask, Embedding, Layer, Pooler
-from bertzoo.masks import additive_mask, boolean_mask, empty_rows, self_attention_mask
+from bertzoo.model.masks import additive_mask, boolean_mask, empty_rows, self_attention_mask
 from bertzoo.plugins import eager
+from bertzoo.plugins.activations import ACT2FN, get_activation
 from bertzoo.spec import ACTIVATIONS, ModelSpec
 
 SPEC = ModelSpec(
@@ -127,12 +128,18 @@ def test_mask_conversions_are_cached_per_forward() -> None:
 def test_activations_equal_transformers(name: str) -> None:
     act2fn = pytest.importorskip("transformers.activations").ACT2FN
     x = torch.linspace(-6, 6, 1001)
-    assert torch.equal(eager.get_activation(name)(x), act2fn[name](x))
+    assert torch.equal(get_activation(name)(x), act2fn[name](x))
 
 
-def test_unknown_activation_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="unknown activation 'gelu_foo'"):
-        eager.get_activation("gelu_foo")
+def test_the_spec_accepts_exactly_the_activation_table() -> None:
+    # the spec keeps only the names (no torch in the contracts layer); the table is the one owner
+    assert tuple(ACT2FN) == ACTIVATIONS
+    assert eager.get_activation is get_activation  # the layer uses the table, not a copy
+
+
+def test_unknown_activation_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="unknown activation 'gelu_foo'.*use one of gelu, gelu_new"):
+        get_activation("gelu_foo")
 
 
 def test_embeddings_buffers_positions_and_token_types() -> None:
@@ -185,8 +192,26 @@ def test_poolers() -> None:
     torch.testing.assert_close(half.float(), eager.MeanPooler()(h.bfloat16().float(), mask), atol=1e-2, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["BertPooler", "ClsPooler", "MeanPooler", "MaxPooler"])
+def test_poolers_give_the_same_vectors_packed_and_padded(name: str) -> None:
+    pooler = getattr(eager, name)(SPEC)
+    h = torch.randn(3, 5, 16)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])  # right padding
+    packed = h[mask.bool()]  # (T, H)
+    cu = torch.tensor([0, 3, 8, 9], dtype=torch.int32)
+    torch.testing.assert_close(pooler(packed, cu_seqlens=cu), pooler(h, mask), atol=1e-6, rtol=0)
+
+
+def test_cls_pooler_takes_the_first_real_token_but_bert_pooler_keeps_hfs_position_zero() -> None:
+    h = torch.randn(2, 4, 16)
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    torch.testing.assert_close(eager.ClsPooler()(h, left), torch.stack([h[0, 2], h[1, 0]]))
+    pooler = eager.BertPooler(SPEC)
+    torch.testing.assert_close(pooler(h, left), torch.tanh(pooler.dense(h[:, 0])))  # HF ignores the mask
+
+
 def test_gelu_variants_differ_as_documented() -> None:
     x = torch.linspace(-3, 3, 101)
-    assert not torch.equal(eager.ACT2FN["gelu"](x), eager.ACT2FN["gelu_new"](x))
-    torch.testing.assert_close(eager.ACT2FN["gelu_new"](x), F.gelu(x, approximate="tanh"), atol=1e-6, rtol=0)
-    torch.testing.assert_close(eager.ACT2FN["gelu_python"](x), F.gelu(x), atol=1e-6, rtol=0)
+    assert not torch.equal(ACT2FN["gelu"](x), ACT2FN["gelu_new"](x))
+    torch.testing.assert_close(ACT2FN["gelu_new"](x), F.gelu(x, approximate="tanh"), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ACT2FN["gelu_python"](x), F.gelu(x), atol=1e-6, rtol=0)

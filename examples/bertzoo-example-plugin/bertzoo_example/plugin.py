@@ -38,3 +38,8 @@ def bertzoo_register(registry: Any) -> None:
         description="regression on the mean of the real tokens' hidden states; MSE loss",
         options="bertzoo_example.options:MeanRegressionOptions",
     )
+    registry.register(
+        "head", "max-mean", "bertzoo_example.embedding:MaxMeanEmbeddingHead",
+        description="sentence vectors: max and mean of the real tokens' hidden states, concatenated (2 x hidden)",
+        task="embed",  # serves bertzoo.embed / `bertzoo embed --head example:max-mean`
+    )

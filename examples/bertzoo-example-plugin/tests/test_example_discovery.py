@@ -11,7 +11,9 @@ def test_plugin_is_loaded_with_its_namespace_and_version():
     info = get_host().plugins["example"]
     assert info.status == "loaded", info.error
     assert (info.namespace, info.distribution, info.version) == ("example", "bertzoo-example-plugin", "0.1.0")
-    assert info.components == ["attention:example:sliding-window", "head:example:mean-regression"]
+    assert info.components == [
+        "attention:example:sliding-window", "head:example:mean-regression", "head:example:max-mean",
+    ]
 
 
 def test_components_are_listed_with_descriptions_and_capabilities():

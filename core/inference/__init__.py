@@ -1,0 +1,1 @@
+"""The main job: pipelines, batching, truncation, tokenizer, tasks and compute precisions."""
