@@ -15,14 +15,24 @@ import collections
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from bertzoo.testing.fuzz import EMBED_CASES, SPEC_DATA, FuzzFailure, check_embed, check_forward, check_spec, forward_cases
+from bertzoo.inference.truncation import TruncationWarning
+from bertzoo.testing.fuzz import (
+    EMBED_CASES,
+    SPEC_DATA,
+    FuzzFailure,
+    check_embed,
+    check_forward,
+    check_spec,
+    forward_cases,
+)
 
 SHARES = {"spec": 0.6, "forward": 0.3, "embed": 0.1}
 
@@ -35,7 +45,7 @@ def run(name: str, strategy: st.SearchStrategy[Any], check: Callable[[Any], obje
     ran = 0
 
     @seed(seed_value)
-    @settings(max_examples=cases, deadline=None, database=None, phases=[hypothesis_generate()],
+    @settings(max_examples=cases, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def prop(case: Any) -> None:
@@ -44,19 +54,13 @@ def run(name: str, strategy: st.SearchStrategy[Any], check: Callable[[Any], obje
         try:
             check(case)
         except FuzzFailure as exc:
-            first = str(exc).splitlines()[0]
-            key = (first.split(" raised ")[-1] if " raised " in first else first.rsplit(": ", 1)[-1])[:160]
+            last = str(exc).splitlines()[-1]  # the case's repr may span lines; the cause ends the message
+            key = (last.split(" raised ", 1)[-1] if " raised " in last else last.rsplit("): ", 1)[-1])[:160]
             failures[key] += 1
             examples.setdefault(key, str(exc)[:600])
 
     prop()
     return ran, failures, examples
-
-
-def hypothesis_generate() -> Any:
-    from hypothesis import Phase
-
-    return Phase.generate
 
 
 def tiny_model(folder: Path) -> Path | None:
@@ -70,6 +74,7 @@ def tiny_model(folder: Path) -> Path | None:
 
 
 def main() -> int:
+    warnings.simplefilter("ignore", TruncationWarning)  # long fuzzed texts are truncated on purpose
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000, help="total cases over all properties")
     parser.add_argument("--seed", type=int, default=0)

@@ -286,15 +286,26 @@ class PluginHost:
 
 _lock = threading.Lock()
 _host: PluginHost | None = None
+_loading_thread: int | None = None  # the thread loading plugins, while it does
 
 
 def get_host() -> PluginHost:
     """The process-wide plugin host, loading entry points on first use."""
-    global _host
+    global _host, _loading_thread
+    if _host is None and _loading_thread == threading.get_ident():
+        # a plugin's hook asked for the registry while plugins load: it would wait on itself forever
+        raise PluginError(
+            "a plugin called bertzoo.discovery.get_registry() (or get_host()) from inside its hook while "
+            "plugins were loading; use the registry the hook receives instead"
+        )
     with _lock:
         if _host is None:
-            host = PluginHost()
-            host.load_entry_points()
+            _loading_thread = threading.get_ident()
+            try:
+                host = PluginHost()
+                host.load_entry_points()
+            finally:
+                _loading_thread = None
             _host = host
         return _host
 

@@ -220,13 +220,22 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
+def _parse_error(exc: Exception) -> str:
+    """A parser's error as one line: YAML's spans several (problem, context, a drawing of the spot)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is not None and problem:
+        context = getattr(exc, "context", None)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+    return " ".join(str(exc).split())
+
+
 def read_spec_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"spec file {str(path)!r} does not exist; give a preset name or an existing .yaml/.json/.toml file")
-    text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
     try:
+        text = path.read_text(encoding="utf-8")
         if suffix == ".json":
             data = json.loads(text)
         elif suffix in (".yaml", ".yml"):
@@ -235,8 +244,10 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             raise SpecError(f"spec file {str(path)!r} has unknown suffix {suffix!r}; use .json, .yaml/.yml or .toml")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except (json.JSONDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(f"spec file {str(path)!r} is not valid {suffix[1:].upper()}: {exc}") from None
+        raise SpecError(f"spec file {str(path)!r} is not valid {suffix[1:].upper()}: {_parse_error(exc)}") from None
     if not isinstance(data, dict):
         raise SpecError(f"spec file {str(path)!r} must hold a mapping at top level, not {type(data).__name__}")
     return data

@@ -29,12 +29,13 @@ from torch import Tensor, nn
 
 from bertzoo.checkpoint import PretrainedMixin
 from bertzoo.errors import InputError, SpecError
+from bertzoo.heads.conveniences import ModelConveniences
 from bertzoo.interfaces import TaskStates
 
 IGNORE_INDEX = -100  # labels with this value do not count in the loss (CrossEntropyLoss default)
 
 
-class BertHead(PretrainedMixin, nn.Module):
+class BertHead(ModelConveniences, PretrainedMixin, nn.Module):
     """Base of the built-in heads. Subclasses set the class attributes and write ``forward``."""
 
     uses_pooler: ClassVar[bool] = True

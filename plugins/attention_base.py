@@ -20,7 +20,6 @@ class ProbabilityFreeAttention(nn.Module):
 
     capabilities: ClassVar[AttentionCapabilities]
     component: ClassVar[str]  # e.g. "bertzoo:sdpa"
-    why_no_weights: ClassVar[str] = "it never forms the probabilities"
 
     def __init__(self, spec: Any = None) -> None:
         super().__init__()
@@ -45,7 +44,7 @@ class ProbabilityFreeAttention(nn.Module):
         if need_weights or head_mask is not None:
             wanted = "attention weights (output_attentions=True)" if need_weights else "head_mask"
             raise IncompatibleComponentError(
-                f"attention '{self.component}' cannot give {wanted}: {self.why_no_weights}; "
+                f"attention '{self.component}' cannot give {wanted}: it never forms the probabilities; "
                 "use attention='eager' or attention='auto'"
             )
         return self.attend(query, key, value, mask=mask, dropout_p=dropout_p, scale=scale), None

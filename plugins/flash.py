@@ -19,21 +19,23 @@ Kernels, chosen per call by device:
 Padded ``(B, h, S, d)`` self-attention input is accepted too: real tokens are gathered once per
 forward (indices cached in ``mask.cache``), attended variable-length and scattered back, so
 padded query positions give zeros (eager gives them values; tests compare real positions).
+Masks with holes (padding between real tokens) are exact too: gathering keeps the order.
 Not supported: cross-attention, a KV cache offset, explicit additive masks, weights, head_mask.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
 from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
+from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
 
 
@@ -105,56 +107,44 @@ def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal
                        window_size=(-1, 0) if causal else (-1, -1))
 
 
-def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> Packing:
-    """For padded input: the :class:`~bertzoo.model.packing.Packing` of the batch and its packed mask, once per forward."""
+def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> tuple[Packing, AttentionMask]:
+    """For padded input: the :class:`~bertzoo.model.packing.Packing` of the batch and its packed mask, once per forward.
+
+    Padding anywhere (left, right, holes) is dropped: gathering keeps each row's real tokens in
+    order, so every real query sees the same real keys (and, causal, the same earlier ones) as
+    under the padded mask.
+    """
     cached = mask.cache.get(("bertzoo:flash:plan", b, s))
     if cached is not None:
         return cached
-    packing = packing_from_mask(mask.key_padding, b, s, device)
-    if packing is None:
-        # Varlen kernels take each sequence as one contiguous run: left padding works, holes do not.
-        raise InputError(
-            "attention 'bertzoo:flash' needs each sequence's real tokens contiguous (left or right "
-            "padding), but the attention mask has holes; use attention='sdpa' for such masks"
-        )
+    packing = packing_from_mask(mask.key_padding, b, s, device, allow_holes=True)
+    assert packing is not None  # allow_holes: every mask packs
     plan = (packing, packing.attention_mask(causal=mask.causal))
     mask.cache[("bertzoo:flash:plan", b, s)] = plan
     return plan
 
 
-class FlashAttention(nn.Module):
-    """Variable-length attention (packed ``(T, h, d)`` or padded self-attention input); no parameters.
+class FlashAttention(ProbabilityFreeAttention):
+    """Variable-length attention (packed ``(T, h, d)`` or padded self-attention input); no parameters,
+    weights or head_mask.
 
     Built by the factory as ``FlashAttention(spec)``.
     """
 
     capabilities: ClassVar[AttentionCapabilities] = FLASH_CAPABILITIES
+    component: ClassVar[str] = "bertzoo:flash"
 
-    def __init__(self, spec: Any = None) -> None:
-        super().__init__()
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        *,
-        mask: AttentionMask,
-        dropout_p: float = 0.0,
-        scale: float | None = None,
-        need_weights: bool = False,
-        head_mask: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, *, mask: AttentionMask, dropout_p: float,
+               scale: float | None) -> Tensor:
         """Packed q/k/v ``(T, h, d)`` → ``(T, h, d)``; or padded ``(B, h, S, d)`` → ``(B, h, S, d)``.
 
         Raises:
-            IncompatibleComponentError: weights, head_mask, cross-attention, a cache offset or an
-                explicit additive mask was asked for.
-            InputError: packed input without ``cu_seqlens``, or a mask with holes.
+            IncompatibleComponentError: cross-attention, a cache offset or an explicit additive mask.
+            InputError: packed input without ``cu_seqlens``.
         """
-        self._check(query, key, mask, need_weights, head_mask)
+        self._check(query, key, mask)
         if query.dim() == 3:
-            return self._packed(query, key, value, mask, dropout_p, scale), None
+            return self._packed(query, key, value, mask, dropout_p, scale)
         # padded self-attention: gather real tokens, attend packed, scatter back with zeros at padding
         b, h, s, d = query.shape
         packing, packed_mask = _gather_plan(mask, b, s, query.device)
@@ -163,7 +153,7 @@ class FlashAttention(nn.Module):
             return packing.pack(t.transpose(1, 2))  # (B, S, h, d) -> (T, h, d)
 
         out = self._packed(pack(query), pack(key), pack(value), packed_mask, dropout_p, scale)
-        return packing.unpack(out).transpose(1, 2), None  # (B, h, S, d), zeros at padding
+        return packing.unpack(out).transpose(1, 2)  # (B, h, S, d), zeros at padding
 
     def _packed(self, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, dropout_p: float,
                 scale: float | None) -> Tensor:
@@ -174,13 +164,8 @@ class FlashAttention(nn.Module):
         return varlen_loop(q, k, v, _offsets(mask), causal=mask.causal, dropout_p=dropout_p, scale=scale)
 
     @staticmethod
-    def _check(query: Tensor, key: Tensor, mask: AttentionMask, need_weights: bool,
-               head_mask: Tensor | None) -> None:
+    def _check(query: Tensor, key: Tensor, mask: AttentionMask) -> None:
         refused = []
-        if need_weights:
-            refused.append("attention weights (output_attentions=True)")
-        if head_mask is not None:
-            refused.append("head_mask")
         if mask.explicit is not None:
             refused.append("an explicit additive attention mask")
         if mask.query_offset:

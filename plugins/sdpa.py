@@ -22,15 +22,16 @@ implementation that can, see :mod:`bertzoo.selection`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from bertzoo.errors import IncompatibleComponentError, InputError
+from bertzoo.errors import InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
 from bertzoo.model.masks import additive_mask, boolean_mask, empty_rows
+from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 from bertzoo.plugins.register_sdpa import SDPA_CAPABILITIES
 
 
@@ -74,41 +75,22 @@ def sdpa_mask(mask: AttentionMask, query: Tensor, key: Tensor) -> SdpaMask:
     return result
 
 
-class SdpaAttention(nn.Module):
-    """Attention through ``F.scaled_dot_product_attention``; no parameters.
+class SdpaAttention(ProbabilityFreeAttention):
+    """Attention through ``F.scaled_dot_product_attention``; no parameters, weights or head_mask.
 
     Built by the factory as ``SdpaAttention(spec)``.
     """
 
     capabilities: ClassVar[AttentionCapabilities] = SDPA_CAPABILITIES
+    component: ClassVar[str] = "bertzoo:sdpa"
 
-    def __init__(self, spec: Any = None) -> None:
-        super().__init__()
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        *,
-        mask: AttentionMask,
-        dropout_p: float = 0.0,
-        scale: float | None = None,
-        need_weights: bool = False,
-        head_mask: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → (context ``(B, h, S, d)``, None).
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, *, mask: AttentionMask, dropout_p: float,
+               scale: float | None) -> Tensor:
+        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``.
 
         Raises:
-            IncompatibleComponentError: ``need_weights`` or ``head_mask`` was asked for.
             InputError: packed ``(T, h, d)`` input (use ``flash``).
         """
-        if need_weights or head_mask is not None:
-            wanted = "attention weights (output_attentions=True)" if need_weights else "head_mask"
-            raise IncompatibleComponentError(
-                f"attention 'bertzoo:sdpa' cannot give {wanted}: SDPA never forms the probabilities; "
-                "use attention='eager' or attention='auto'"
-            )
         if query.dim() != 4:
             raise InputError(
                 f"attention 'bertzoo:sdpa' takes padded (B, h, S, d) input, got shape {tuple(query.shape)}; "
@@ -120,4 +102,4 @@ class SdpaAttention(nn.Module):
         )
         if m.dead_rows is not None:
             context = context.masked_fill(m.dead_rows, 0.0)
-        return context, None
+        return context

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertzoo.checkpoint.layout import BASE_PREFIX, LEGACY_RENAMES, POOLER_KEYS, STALE_BUFFERS, TRUNK_ROOTS, strip_base
+from bertzoo.checkpoint.layout import (
+    BASE_PREFIX,
+    LEGACY_RENAMES,
+    POOLER_KEYS,
+    STALE_BUFFERS,
+    TRUNK_ROOTS,
+    strip_base,
+)
 from bertzoo.checkpoint.report import LoadReport
 from bertzoo.errors import CheckpointError
 

@@ -6,8 +6,9 @@ Each built-in sub-command lives in its own module (:data:`COMMAND_MODULES`), whi
 ``bertzoo_register_commands(subparsers)`` hook; a plugin whose hook fails loses its commands
 (``bertzoo plugins`` shows why) and the rest of the CLI works.
 
-User errors print one line on stderr and exit 2; ``--debug`` (or ``BERTZOO_DEBUG=1``) shows the
-traceback.
+User errors print one line on stderr and exit 2; so do the environment's failures (read-only or
+full disk, out of memory) and a plugin raising (named): see :mod:`bertzoo.cli._errors`.
+``--debug`` (or ``BERTZOO_DEBUG=1``) shows the traceback. A bug in bertzoo keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from bertzoo.cli._errors import explain, one_line, print_error
 from bertzoo.cli.build import parse_set
 from bertzoo.errors import BertzooError, PluginError
 
@@ -100,16 +103,22 @@ def _debug_wanted(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("BERTZOO_DEBUG", "") not in ("", "0")
 
 
-def _user_error(exc: BertzooError, debug: bool) -> int:
+def _user_error(message: object, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    print(f"bertzoo: error: {exc}", file=sys.stderr)
+    print_error(str(message))
     return 2
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"bertzoo: warning: {one_line(str(message))}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bertzoo ARGV`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _one_line_warning  # e.g. discovery's, raised while the parser is built
     try:
         parser = make_parser()
     except BertzooError as exc:  # BERTZOO_STRICT_PLUGINS=1 and a plugin failed
@@ -130,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `bertzoo list | head`
         return 0
+    except Exception as exc:  # the environment's or a plugin's failure gets one line; a bug its traceback
+        message = explain(exc, args)
+        if message is None:
+            raise
+        return _user_error(message, debug)
 
 
 __all__ = ["COMMAND_MODULES", "add_plugin_commands", "main", "make_parser", "parse_set"]

@@ -58,6 +58,18 @@ class LazyChoices:
         return len(list(iter(self)))
 
 
+class LazyValue:
+    """``module.name``, imported only when shown: ``%(attr)s`` in a help text set as an attribute of the
+    argument's action, so the help states a default owned by a heavier module without importing it."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __str__(self) -> str:
+        value = getattr(importlib.import_module(self.module), self.name)
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def module_choices(module: str, name: str) -> LazyChoices:
     """Choices held by ``module.name`` (a tuple or a mapping's keys), imported on first use."""
     return LazyChoices(lambda: tuple(getattr(importlib.import_module(module), name)))
@@ -112,6 +124,9 @@ def add_input_options(p: argparse.ArgumentParser, *, arrays: bool = False, metav
     p.add_argument("--input", "-i", default=None, metavar="FILE",
                    help="read texts from FILE ('-' = stdin): one per line, or JSON lines with --field")
     p.add_argument("--field", default=None, help="JSON-lines field holding the text (default 'text' for .jsonl)")
+    p.add_argument("--max-line-bytes", type=int, default=None, metavar="N",
+                   help="refuse an input line longer than N bytes, naming it (default 1048576 = 1 MiB): memory "
+                        "stays bounded; raise it for documents that must be embedded whole")
     p.add_argument("--output", "-o", default=None, metavar="FILE",
                    help=("write to FILE (.npy or .jsonl), or to DIR/ as numbered shards plus a manifest, "
                          if arrays else "write to FILE (.jsonl) ")
@@ -156,7 +171,7 @@ def read_input_texts(args: argparse.Namespace, *, pairs: bool = False, what: str
         raise InputError(f"give {what} as arguments or with --input FILE, not both")
     if args.input is not None:
         pair_field = getattr(args, "pair_field", None) if pairs else None
-        return read_texts(args.input, field=args.field, pair_field=pair_field)
+        return read_texts(args.input, field=args.field, pair_field=pair_field, max_line_bytes=args.max_line_bytes)
     if not args.texts:
         raise InputError(f"no {what}: pass them as arguments (bertzoo {args.command} \"some text\") "
                          "or with --input FILE")
@@ -168,10 +183,16 @@ def read_input_texts(args: argparse.Namespace, *, pairs: bool = False, what: str
 # -- output -----------------------------------------------------------------------------------------------
 
 
-def check_output(path: str | None, suffixes: tuple[str, ...] = (".jsonl",)) -> None:
-    """Refuse an ``--output`` whose suffix this command cannot write, before any work is done."""
+def check_output(path: str | None, suffixes: tuple[str, ...] = (".jsonl",), *,
+                 inputs: tuple[str | None, ...] = ()) -> None:
+    """Refuse, before any work is done, an ``--output`` whose suffix this command cannot write, that is
+    one of ``inputs`` (the same file by inode, through symlinks and links too), or whose folder is missing
+    or not writable (:func:`bertzoo.corpus.guards.check_output_file`)."""
+    from bertzoo.corpus.guards import check_output_file
+
     if path is not None and not path.endswith(suffixes):
         raise InputError(f"--output {path!r} must end with {' or '.join(suffixes)}")
+    check_output_file(path, inputs=inputs)
 
 
 def write_output(path: str, write: Callable[[IO[bytes]], None]) -> Path:
@@ -230,7 +251,7 @@ def text_job(args: argparse.Namespace, run: Callable[[list[Any], dict[str, Any]]
     """A texts-in, JSON-lines-out command: check ``--output``, read the texts, ``results = run(texts,
     options)`` (``options``: :func:`run_options`) with warnings as one line each, then emit
     ``records(texts, results)``. Returns the exit status."""
-    check_output(args.output)
+    check_output(args.output, inputs=(args.input,))
     texts = read_input_texts(args, pairs=pairs, what=what)
     with warnings_to_stderr():
         results = run(texts, run_options(args))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bertzoo.cli._common import (
+    LazyValue,
     add_input_options,
     add_model_options,
     check_output,
@@ -47,12 +48,16 @@ def _embed_to_folder(args: argparse.Namespace) -> int:
     if args.texts or args.input is None:
         raise InputError("--output DIR/ embeds a file: give it with --input FILE (.txt, .jsonl or .parquet), "
                          "not as arguments")
-    source = InputSource.from_path(args.input, args.field)
+    source = InputSource.from_path(args.input, args.field, max_line_bytes=args.max_line_bytes)
+    args.resumable_folder = args.output  # a failure from here on ends with the --resume hint (cli._errors)
+    # sizes not given take embed_to_folder's defaults, which bertzoo.corpus owns
+    sizes = {name: value for name, value in (("shard_size", args.shard_size), ("chunk_size", args.chunk_size))
+             if value is not None}
     with warnings_to_stderr():
         manifest = embed_to_folder(
-            source, args.output, args.model, resume=args.resume, shard_size=args.shard_size,
-            chunk_size=args.chunk_size, format=args.format, truncate=args.truncate, normalize=args.normalize,
-            dim=args.dim, precision=args.precision, say=_say, **run_options(args),
+            source, args.output, args.model, resume=args.resume, format=args.format, truncate=args.truncate,
+            normalize=args.normalize, dim=args.dim, precision=args.precision, say=_say, **sizes,
+            **run_options(args),
         )
     print(f"bertzoo: wrote {manifest['rows_done']:,} x {manifest['output']['dimension']} {args.precision} embeddings "
           f"in {len(manifest['shards'])} shards to {args.output} ({MANIFEST})", file=sys.stderr)
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return _embed_to_folder(args)
     if args.resume:
         raise InputError("--resume continues a sharded run: give the folder with --output DIR/")
-    check_output(args.output, ARRAY_SUFFIXES)
+    check_output(args.output, ARRAY_SUFFIXES, inputs=(args.input,))
     if args.precision == "int8" and args.output is not None and args.output.endswith(".npy"):
         raise InputError("--precision int8 stores a scale per vector, which one .npy file cannot hold; "
                          "write to a folder (--output DIR/) or to .jsonl")
@@ -129,9 +134,12 @@ def add_parser(subparsers: Any) -> None:
     shards = p.add_argument_group("sharded output (--output DIR/)")
     shards.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in DIR after its last complete shard")
-    shards.add_argument("--shard-size", type=int, default=20_000, metavar="ROWS", help="rows per shard (default 20000)")
-    shards.add_argument("--chunk-size", type=int, default=4096, metavar="TEXTS",
-                        help="texts read, tokenized and length-sorted together (default 4096)")
+    shard_size = shards.add_argument("--shard-size", type=int, default=None, metavar="ROWS",
+                                     help="rows per shard (default %(corpus_default)s)")
+    shard_size.corpus_default = LazyValue("bertzoo.corpus.shards", "DEFAULT_SHARD_SIZE")  # type: ignore[attr-defined]
+    chunk_size = shards.add_argument("--chunk-size", type=int, default=None, metavar="TEXTS",
+                                     help="texts read, tokenized and length-sorted together (default %(corpus_default)s)")
+    chunk_size.corpus_default = LazyValue("bertzoo.corpus.stream", "DEFAULT_CHUNK_SIZE")  # type: ignore[attr-defined]
     shards.add_argument("--format", default="npy", metavar="FORMAT",
                         choices=module_choices("bertzoo.corpus.shards", "SHARD_FORMATS"),
                         help="%(choices)s; shard files: npy (vectors + row records) or parquet (needs pyarrow)")

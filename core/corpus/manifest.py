@@ -82,7 +82,62 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"cannot read {str(path)!r} ({exc}); remove the folder and run again") from None
     if not isinstance(data, dict) or data.get("bertzoo_manifest") != MANIFEST_VERSION:
         raise InputError(f"{str(path)!r} is not a bertzoo manifest of version {MANIFEST_VERSION}")
+    problem = _schema_problem(data, _REQUIRED, "") or next(
+        (p for i, shard in enumerate(data["shards"]) if (p := _schema_problem(shard, _SHARD, f"shards[{i}]."))), None)
+    if problem:
+        raise InputError(f"{str(path)!r} is damaged: {problem} (edited by hand, or written by another program?); "
+                         "restore it, or run again in a new folder")
     return data
+
+
+# What runs and load_folder read back from a manifest: key -> type, or a table for a nested mapping.
+_REQUIRED: dict[str, Any] = {
+    "model": {"folder": str, "fingerprint": str}, "options": {"format": str, "precision": str}, "input": dict,
+    "output": {"dimension": int, "dtype": str, "stored_width": int}, "shards": list, "rows_done": int,
+    "complete": bool, "truncation": {"policy": str, "max_length": int}, "timing": {"seconds": (int, float),
+                                                                                    "runs": int},
+}
+_SHARD: dict[str, Any] = {"index": int, "rows": list, "count": int, "files": dict,
+                          "input_end": {"offset": int, "line": int}, "tokens": int, "longest": int,
+                          "over_max_length": int}
+
+
+def _schema_problem(data: Any, table: dict[str, Any], where: str) -> str | None:
+    """The first key of ``table`` that ``data`` lacks or holds with the wrong type, as a phrase; None if all fit."""
+    if not isinstance(data, dict):
+        return f"{where.rstrip('.') or 'the manifest'} is not a mapping"
+    for key, expected in table.items():
+        if key not in data:
+            return f"the key {where + key!r} is missing"
+        if isinstance(expected, dict):
+            problem = _schema_problem(data[key], expected, f"{where}{key}.")
+            if problem:
+                return problem
+        elif not isinstance(data[key], expected):
+            return f"{where + key!r} is {type(data[key]).__name__}, not {getattr(expected, '__name__', 'a number')}"
+    return None
+
+
+def check_shards_present(root: Path, manifest: dict[str, Any]) -> None:
+    """Refuse to resume a folder whose manifest lists a shard file that is gone or has another size
+    (a cheap check: ``load_folder`` compares every digest).
+
+    Raises:
+        InputError: naming the file.
+    """
+    for shard in manifest["shards"]:
+        for entry in shard["files"].values():
+            name = entry.get("name") if isinstance(entry, dict) else None
+            path = root / str(name)
+            if not name or not path.is_file():
+                raise InputError(
+                    f"cannot --resume in {str(root)!r}: {name or 'a file'} of shard {shard['index']}, listed in its "
+                    f"{MANIFEST}, is missing (deleted or moved?); put it back, or run again in a new folder")
+            if entry.get("bytes") is not None and path.stat().st_size != entry["bytes"]:
+                raise InputError(
+                    f"cannot --resume in {str(root)!r}: {name} is {path.stat().st_size:,} bytes but its {MANIFEST} "
+                    f"records {entry['bytes']:,} (cut short or replaced?); put the original back, or run again in a "
+                    "new folder")
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -146,6 +201,7 @@ def prepare_folder(root: Path, resume: bool) -> dict[str, Any] | None:
                 f"{'complete' if manifest['complete'] else 'incomplete'}); add --resume to continue it, "
                 "or choose an empty folder"
             )
+        check_shards_present(root, manifest)
         return manifest
     # on resume, shards a killed run wrote before its first manifest are rewritten
     others = [n for n in names if not is_temporary(n) and not n.startswith(SHARD_PREFIX)] if resume else names
@@ -193,6 +249,6 @@ def check_resumable(root: Path, manifest: dict[str, Any], model: dict[str, Any],
         )
 
 
-__all__ = ["MANIFEST", "MANIFEST_VERSION", "SHARD_PREFIX", "check_resumable", "create_folder", "file_digest", "model_fingerprint",
+__all__ = ["MANIFEST", "MANIFEST_VERSION", "SHARD_PREFIX", "check_resumable", "check_shards_present", "create_folder", "file_digest", "model_fingerprint",
            "new_manifest", "now", "prepare_folder", "read_manifest", "recorded_options", "tally",
            "write_manifest"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bertzoo.discovery import get_registry
+from bertzoo.discovery import registry_or_default
 from bertzoo.errors import BertzooError, CheckpointError, InputError
 from bertzoo.inference.batching import DEFAULT_BATCH_TOKENS, Batch, plan_batches, show_progress, torch_threads
 from bertzoo.inference.precision import apply_precision, precision_name
@@ -175,7 +175,7 @@ class Engine:
         from bertzoo.inference.tokenizer import Tokenizer
         from bertzoo.pretrained import from_pretrained
 
-        reg = registry or get_registry()
+        reg = registry_or_default(registry)
         self.task = task
         self.folder = resolve_model(model)
         self.compute = precision_name(compute, dtype=dtype, quantize=quantize, registry=reg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bertzoo.discovery import get_registry
+from bertzoo.discovery import registry_or_default
 from bertzoo.errors import ComponentNotFoundError, InputError
 from bertzoo.registry import ComponentRecord, Registry
 
@@ -19,7 +19,7 @@ DEFAULT_PRECISION = "float32"
 
 def precision_names(registry: Registry | None = None) -> list[str]:
     """Every name a user may type: short and full names plus declared aliases (for CLI choices)."""
-    reg = registry or get_registry()
+    reg = registry_or_default(registry)
     names: list[str] = []
     for record in reg.records("precision"):
         names += [record.name, record.full_name, *record.metadata.get("aliases", ())]
@@ -32,7 +32,7 @@ def find_precision(name: str, registry: Registry | None = None) -> ComponentReco
     Raises:
         ComponentNotFoundError: listing the registered precisions.
     """
-    reg = registry or get_registry()
+    reg = registry_or_default(registry)
     text = str(name).replace("torch.", "").lower()
     try:
         return reg.get("precision", text)

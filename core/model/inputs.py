@@ -204,6 +204,8 @@ def check_packed_inputs(
         raise InputError(f"cu_seqlens must be (B + 1,) offsets with B >= 1, got shape {tuple(cu_seqlens.shape)}")
     expect_integer("cu_seqlens", cu_seqlens)
     total = input_ids.shape[0]
+    if total == 0:  # as the padded forward refuses length 0; torch's reductions fail on it with raw errors
+        raise InputError("forward_packed got no tokens (input_ids has T=0); give at least one token")
     packing = Packing.from_cu_seqlens(cu_seqlens.to(input_ids.device))  # one host read of the offsets
     offsets = packing.offsets
     if offsets[0] != 0 or offsets[-1] != total or any(b < a for a, b in zip(offsets[:-1], offsets[1:], strict=True)):

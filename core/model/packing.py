@@ -69,12 +69,16 @@ class Packing:
         return cls(len(offsets) - 1, longest, None, cu_seqlens.to(torch.int32), offsets, longest)
 
 
-def packing_from_mask(attention_mask: Tensor | None, batch: int, seq: int, device: torch.device) -> Packing | None:
+def packing_from_mask(attention_mask: Tensor | None, batch: int, seq: int, device: torch.device, *,
+                      allow_holes: bool = False) -> Packing | None:
     """The :class:`Packing` of a padded batch, or None when a row's real tokens are not one
-    contiguous run (a mask with holes cannot be described by ``cu_seqlens``).
+    contiguous run (a mask with holes) and ``allow_holes`` is False.
 
     Args:
         attention_mask: None (every token real) or a 2-D ``(B, S)`` mask, nonzero = real token.
+        allow_holes: pack each row's real tokens in order even when padding sits between them.
+            Exact for attention alone (a query sees the same real keys, in the same order, as
+            under the padded mask); off by default because the trunk runs such masks padded.
 
     One host sync reads the lengths and the contiguity check together.
     """
@@ -87,7 +91,7 @@ def packing_from_mask(attention_mask: Tensor | None, batch: int, seq: int, devic
         # number of runs of real tokens per row: rising edges, plus one if the row starts real
         runs = real.int().diff(dim=-1).clamp(min=0).sum(dim=-1) + real[:, 0].int()
         stats = torch.stack([counts, runs.to(counts.dtype)]).tolist()  # the one sync
-        if any(r > 1 for r in stats[1]):
+        if not allow_holes and any(r > 1 for r in stats[1]):
             return None
         lengths = stats[0]
         if all(n == seq for n in lengths):

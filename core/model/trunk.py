@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from bertzoo.checkpoint.save import PretrainedMixin
 from bertzoo.errors import IncompatibleComponentError, InputError
@@ -104,6 +105,8 @@ class BertModel(PretrainedMixin, nn.Module):
         self.validate_inputs = True
         self.pack_inputs = True
         self.last_call_packed = False
+        self.gradient_checkpointing = False
+        self._checkpoint_kwargs: dict[str, Any] = {"use_reentrant": False}
 
     # -- the attention choice (set by the factory) -------------------------------------------------
     @property
@@ -134,6 +137,19 @@ class BertModel(PretrainedMixin, nn.Module):
 
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.embeddings.word_embeddings = value
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict[str, Any] | None = None) -> None:
+        """Recompute each layer in the backward pass instead of keeping its activations (training
+        only; calls with a KV cache run normally). HF's ``use_reentrant`` defaults to False here."""
+        self.gradient_checkpointing = True
+        self._checkpoint_kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.gradient_checkpointing
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """Parameter count (tied parameters counted once), like HF's ``num_parameters``."""
@@ -234,7 +250,7 @@ class BertModel(PretrainedMixin, nn.Module):
             extra = {"attention": op} if op is not None else {}
             h = packing.pack(x)  # (T, H)
             for layer in self.encoder.layer:
-                h = layer(h, mask=packed_mask, **extra).hidden_states
+                h = self._call_layer(layer, h, mask=packed_mask, **extra).hidden_states
                 if output_hidden_states:
                     hidden_states.append(packing.unpack(h))  # (B, S, H)
             x = hidden_states[-1] if output_hidden_states else packing.unpack(h)  # (B, S, H), zeros at padding
@@ -285,8 +301,10 @@ class BertModel(PretrainedMixin, nn.Module):
         override = self._router.for_call(output_attentions, head_mask is not None, x)
         extra = {"attention": override} if override is not None else {}
         for i, layer in enumerate(self.encoder.layer):
-            out: LayerOutput = layer(
+            out: LayerOutput = self._call_layer(
+                layer,
                 x,
+                cached=handle is not None,
                 mask=mask,
                 head_mask=head_masks[i],
                 encoder_hidden_states=encoder_hidden_states,
@@ -390,6 +408,15 @@ class BertModel(PretrainedMixin, nn.Module):
         return None if packing is None else (packing, plan[0])
 
     # -- forward helpers ---------------------------------------------------------------------------
+    def _call_layer(self, layer: nn.Module, x: Tensor, *, cached: bool = False, **kwargs: Any) -> LayerOutput:
+        """One layer call; under torch.utils.checkpoint when gradient checkpointing is on and the
+        call trains (a cached call runs normally: recomputing it would append to the cache twice)."""
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled() and not cached:
+            out: LayerOutput = checkpoint(layer, x, **self._checkpoint_kwargs, **kwargs)
+            return out
+        out = layer(x, **kwargs)
+        return out
+
     def _pool(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """The pooler's ``(B, H)`` output, checked: a pooler of the wrong shape fails here, not in a head."""
         assert self.pooler is not None

@@ -259,3 +259,21 @@ def test_a_plugin_may_only_add_commands_and_a_bad_hook_signature_says_why() -> N
         "; Argument(s) {'cli'} are declared in the hookimpl but can not be found in the hookspec")
     info = host.register_plugin("no-hook", NoHook())
     assert info.status == "failed" and "named bertzoo_register (or bertzoo_register_commands)" in (info.error or "")
+
+
+def test_a_hook_asking_for_the_registry_fails_instead_of_hanging() -> None:
+    """get_registry() inside a hook used to wait forever on the loading lock."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "reentrant_dists"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTZOO_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(fixtures), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-m", "bertzoo.cli", "plugins", "--json"], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    plugins = {p["name"]: p for p in json.loads(done.stdout)}
+    assert plugins["reentrant"]["status"] != "loaded"
+    assert "from inside its hook while plugins were loading" in plugins["reentrant"]["error"]
+    assert done.returncode == 0, done.stderr  # the rest of bertzoo loads

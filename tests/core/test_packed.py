@@ -169,13 +169,38 @@ def test_calls_that_need_the_padded_path_run_padded_under_auto(call: dict[str, A
     assert_real_close(got.last_hidden_state, want.last_hidden_state, mask if mask.dim() == 2 else torch.ones(2, 6))
 
 
-def test_named_flash_packs_and_refuses_holes() -> None:
+def test_named_flash_packs_contiguous_masks() -> None:
     model = build("flash")
     ids, mask = batch([3, 6], 6)
     model(ids, attention_mask=mask)
     assert model.last_call_packed
-    with pytest.raises(InputError, match="holes"):
-        model(ids, attention_mask=torch.tensor([[1, 0, 1, 1, 0, 0], [1] * 6]))
+
+
+HOLES = torch.tensor([[1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 1, 1], [1] * 6])
+
+
+def test_named_flash_is_exact_on_masks_with_holes() -> None:
+    # the trunk runs such masks padded; flash gathers each row's real tokens in order (issue 19 item 10)
+    model, reference = build("flash"), build("eager")
+    ids, _ = batch([6, 6, 6], 6)
+    with torch.no_grad():
+        got, want = model(ids, attention_mask=HOLES), reference(ids, attention_mask=HOLES)
+    assert not model.last_call_packed
+    assert_real_close(got.last_hidden_state, want.last_hidden_state, HOLES)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_flash_attention_op_is_exact_on_masks_with_holes(causal: bool) -> None:
+    from bertzoo.interfaces import AttentionMask
+    from bertzoo.plugins.flash import FlashAttention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 6, 8, generator=g) for _ in range(3))  # (B, h, S, d)
+    call = dict(dropout_p=0.0, scale=8 ** -0.5, need_weights=False, head_mask=None)
+    got, _ = FlashAttention()(q, k, v, mask=AttentionMask(key_padding=HOLES.bool(), causal=causal), **call)
+    want, _ = eager.EagerAttention()(q, k, v, mask=AttentionMask(key_padding=HOLES.bool(), causal=causal), **call)
+    real = HOLES.bool()[:, None, :, None].expand_as(got)
+    torch.testing.assert_close(got[real], want[real], atol=ATOL, rtol=0)
 
 
 def test_packing_can_be_switched_off_and_never_happens_without_a_varlen_attention() -> None:
@@ -257,6 +282,9 @@ def test_packing_from_mask() -> None:
     assert packing.pack(x).flatten().tolist() == [1.0, 2.0, 3.0, 4.0]
     assert packing.unpack(packing.pack(x)).flatten().tolist() == [0, 1, 2, 3, 4, 0, 0, 0, 0]
     assert packing_from_mask(torch.tensor([[1, 0, 1]]), 1, 3, torch.device("cpu")) is None
+    holes = packing_from_mask(torch.tensor([[1, 0, 1], [0, 1, 0]]), 2, 3, torch.device("cpu"), allow_holes=True)
+    assert holes is not None and holes.offsets == [0, 2, 3] and holes.max_seqlen == 2
+    assert holes.pack(x[:2]).flatten().tolist() == [0.0, 2.0, 4.0]
     whole = packing_from_mask(None, 2, 3, torch.device("cpu"))
     assert whole is not None and whole.keep is None and whole.offsets == [0, 3, 6]
 

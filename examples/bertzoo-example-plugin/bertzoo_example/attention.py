@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionMask
-from bertzoo.masks import additive_mask, boolean_mask
+from bertzoo.model.masks import additive_mask, boolean_mask
 
 
 def window_band(q_len: int, k_len: int, query_offset: int, window: int, device: Any = None) -> Tensor:

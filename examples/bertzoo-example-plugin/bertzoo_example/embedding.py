@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from bertzoo.errors import InputError
+from bertzoo.heads.conveniences import ModelConveniences  # transformers' model conveniences (optional)
 from bertzoo.heads.outputs import SentenceEmbeddingOutput
 from bertzoo.heads.pooling import pool
 from bertzoo.interfaces import TaskStates
@@ -30,7 +31,7 @@ def max_mean(hidden: Tensor, *, attention_mask: Tensor | None = None, cu_seqlens
     return torch.cat([pool(hidden, "max", **where), pool(hidden, "mean", **where)], dim=-1)
 
 
-class MaxMeanEmbeddingHead(nn.Module):
+class MaxMeanEmbeddingHead(ModelConveniences, nn.Module):
     """Sentence vectors ``[max, mean]`` of the real tokens' last hidden states, ``(B, 2H)``."""
 
     uses_pooler: ClassVar[bool] = False  # BERT's pooler is not used

@@ -81,3 +81,18 @@ def test_serves_bertzoo_embed_on_a_real_checkpoint():
     with torch.no_grad():
         want = model(torch.tensor([encoded.ids]), attention_mask=torch.tensor([encoded.attention_mask]))
     torch.testing.assert_close(vectors[1], want.sentence_embedding[0], atol=1e-5, rtol=0)
+
+
+def test_mixes_in_transformers_model_conveniences():
+    model = bertzoo.build(dict(TINY), head="max-mean")
+    assert model.get_input_embeddings() is model.bert.embeddings.word_embeddings
+    assert model.get_output_embeddings() is None  # no vocabulary projection
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+    assert (model.dtype, model.device.type) == (torch.float32, "cpu")
+    model.resize_token_embeddings(120)
+    assert model.get_input_embeddings().num_embeddings == model.spec.vocab_size == 120
+    ids, mask = batch()
+    ids[0, 0] = 119
+    model.train().gradient_checkpointing_enable()
+    model(ids, attention_mask=mask).sentence_embedding.sum().backward()
+    assert model.get_input_embeddings().weight.grad[119].abs().sum() > 0
