@@ -5,9 +5,9 @@ Importing bertzoo is cheap: torch and the plugins load only when something needs
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from bertzoo._lazy import lazy_names
 from bertzoo.errors import (
     BertzooError,
     CheckpointError,
@@ -53,17 +53,7 @@ def list_components(kind: str | None = None, pattern: str = "*", exclude: Any = 
     return get_registry().list_components(kind, pattern, exclude)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bertzoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

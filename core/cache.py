@@ -1,7 +1,7 @@
-"""Deprecated location, kept for one release; import from bertzoo.model.cache."""
+"""Deprecated location, kept for one release; import from :mod:`bertzoo.model.cache`."""
 
-from __future__ import annotations
+from bertzoo._lazy import forwarded
 
-from bertzoo.model.cache import CacheHandle, KVCache, LayerCache, LegacyCache
-
-__all__ = ["CacheHandle", "KVCache", "LayerCache", "LegacyCache"]
+__getattr__, __dir__ = forwarded(__name__, (
+    "bertzoo.model.cache",
+))

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,7 @@ class PluginHost:
             md.entry_points(group=self.group),
             key=lambda e: (_normalize(dist_name(e)) != "bertzoo", _normalize(dist_name(e)), e.name),
         )
+        known: set[str] = set()
         for ep in eps:
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
@@ -163,11 +165,17 @@ class PluginHost:
                 name=name, namespace=namespace, distribution=dist, version=version,
                 module=ep.value, status="loaded", builtin=builtin,
             )
+            known |= ids
             if (allow is not None and not builtin and not (ids & allow)) or (ids & deny):
                 info.status = "disabled"
                 self.plugins[name] = info
+                if ids & deny:
+                    self.registry.record_disabled(name, namespace)
                 continue
             self._load_one(info, loader=ep.load, strict=strict)
+        if deny - known:  # a typo would silently disable nothing
+            warnings.warn(f"BERTZOO_DISABLE_PLUGINS names {', '.join(sorted(deny - known))}, which no installed "
+                          f"plugin is called; installed: {', '.join(sorted(self.plugins))}", UserWarning, stacklevel=2)
 
     def register_plugin(self, name: str, plugin: Any, *, namespace: str | None = None, strict: bool = False) -> PluginInfo:
         """Register an already-imported plugin object (tests, notebooks).

@@ -1,16 +1,7 @@
-"""Deprecated location, kept for one release; import from bertzoo.plugins.precisions.
+"""Deprecated location, kept for one release; import from :mod:`bertzoo.plugins.precisions` (the compute precisions ``bertzoo:bfloat16`` / ``bertzoo:int8``)."""
 
-The int8 and bfloat16 Linear layers are now the ``bertzoo:int8`` and ``bertzoo:bfloat16`` compute
-precisions (registry kind ``precision``).
-"""
+from bertzoo._lazy import forwarded
 
-from bertzoo.plugins.precisions import (
-    CALIBRATION_TEXTS,
-    BFloat16Linear,
-    Int8Linear,
-    cast_linear_bf16,
-    input_absmax,
-    quantize_int8,
-)
-
-__all__ = ["CALIBRATION_TEXTS", "BFloat16Linear", "Int8Linear", "cast_linear_bf16", "input_absmax", "quantize_int8"]
+__getattr__, __dir__ = forwarded(__name__, (
+    "bertzoo.plugins.precisions",
+))

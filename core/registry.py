@@ -152,6 +152,8 @@ class Registry:
         self._failed_provides: dict[tuple[str, str], str] = {}
         # namespace -> plugin that would have filled it but failed
         self._failed_namespaces: dict[str, str] = {}
+        # plugin name -> its namespace, for plugins BERTZOO_DISABLE_PLUGINS turned off
+        self.disabled_plugins: dict[str, str] = {}
 
     # -- registration -------------------------------------------------------------------
     def add(self, record: ComponentRecord) -> ComponentRecord:
@@ -264,6 +266,10 @@ class Registry:
         if namespace is not None:
             self._failed_namespaces[namespace] = plugin
 
+    def record_disabled(self, plugin: str, namespace: str) -> None:
+        """Remember that ``plugin`` (filling ``namespace``) was disabled, so a miss there names the variable."""
+        self.disabled_plugins[plugin] = namespace
+
     # -- queries --------------------------------------------------------------------------
     def records(self, kind: str | None = None) -> list[ComponentRecord]:
         found = [r for r in self._records.values() if kind is None or r.kind == kind]
@@ -364,6 +370,12 @@ class Registry:
             msg += (
                 f" Plugins that failed to load (one may provide it): {', '.join(sorted(self.failed_plugins))}; "
                 "see `bertzoo plugins`."
+            )
+        disabled = sorted(p for p, ns in self.disabled_plugins.items() if ":" not in name or name.startswith(f"{ns}:"))
+        if disabled:
+            msg += (
+                f" Disabled by BERTZOO_DISABLE_PLUGINS (one may provide it): {', '.join(disabled)}; remove it "
+                "from that variable to use it."
             )
         return msg
 

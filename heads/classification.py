@@ -161,16 +161,10 @@ class BertForSequenceClassification(LabelClassifierHead):
         )
         return F.binary_cross_entropy_with_logits(logits, labels)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                return_dict: bool | None = None, **kwargs: Any
     ) -> SequenceClassifierOutput | tuple[Tensor, ...]:
         """Args: ids (B, S); ``labels`` (B,) class ids, (B, L) floats (multi-label), or (B,) /
         (B, L) floats (regression). Returns logits (B, L).
@@ -234,16 +228,10 @@ class BertForMultipleChoice(BertHead):
         self.dropout = nn.Dropout(classifier_dropout(spec))
         self.classifier = nn.Linear(spec.hidden_size, 1)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                return_dict: bool | None = None, **kwargs: Any
     ) -> MultipleChoiceModelOutput | tuple[Tensor, ...]:
         """Args: ids (B, C, S) or embeds (B, C, S, H), the same for mask, token types, positions;
         ``labels`` (B,) index of the right choice.
@@ -295,17 +283,10 @@ class BertForTokenClassification(LabelClassifierHead):
         hidden = check_states(states, "token-classification", self.spec.hidden_size)
         return self.classifier(self.dropout(hidden))  # type: ignore[no-any-return]
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> TokenClassifierOutput | tuple[Tensor, ...]:
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                return_dict: bool | None = None, **kwargs: Any) -> TokenClassifierOutput | tuple[Tensor, ...]:
         """Args: ids (B, S); ``labels`` (B, S) class ids, -100 for padding / sub-word pieces.
         Returns logits (B, S, L).
 

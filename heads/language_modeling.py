@@ -125,19 +125,11 @@ class BertForMaskedLM(BertHead):
         """``(M, V)`` vocabulary logits at the True ``positions`` (shaped like ``states.input_ids``)."""
         return mask_position_logits(self.cls.predictions, states, positions, "masked-lm", self.spec.hidden_size)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        encoder_hidden_states: Tensor | None = None,
-        encoder_attention_mask: Tensor | None = None,
-        labels: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> MaskedLMOutput | tuple[Tensor, ...]:
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, encoder_hidden_states: Tensor | None = None,
+                encoder_attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                return_dict: bool | None = None, **kwargs: Any) -> MaskedLMOutput | tuple[Tensor, ...]:
         """Args: ids (B, S) or embeds (B, S, H); ``labels`` (B, S) token ids, -100 = not masked.
 
         Raises:
@@ -209,23 +201,13 @@ class BertLMHeadModel(BertHead):
     def tie_weights(self) -> None:
         tie_mlm_decoder(self, self.cls.predictions, self.spec)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        encoder_hidden_states: Tensor | None = None,
-        encoder_attention_mask: Tensor | None = None,
-        labels: Tensor | None = None,
-        past_key_values: Any = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int | Tensor = 0,
-        num_items_in_batch: Tensor | int | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> CausalLMOutput | tuple[Any, ...]:
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, encoder_hidden_states: Tensor | None = None,
+                encoder_attention_mask: Tensor | None = None, labels: Tensor | None = None,
+                past_key_values: Any = None, use_cache: bool | None = None, logits_to_keep: int | Tensor = 0,
+                num_items_in_batch: Tensor | int | None = None, return_dict: bool | None = None,
+                **kwargs: Any) -> CausalLMOutput | tuple[Any, ...]:
         """Args: ids (B, S) or embeds (B, S, H); ``labels`` (B, S), unshifted (the loss shifts them);
         ``logits_to_keep`` as HF (0 = all positions). ``cache=`` is accepted as an alias of
         ``past_key_values`` by the trunk.

@@ -67,17 +67,10 @@ class BertForPreTraining(BertHead):
         """``(M, V)`` vocabulary logits at the True ``positions`` (shaped like ``states.input_ids``)."""
         return mask_position_logits(self.cls.predictions, states, positions, "pretraining", self.spec.hidden_size)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        next_sentence_label: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                next_sentence_label: Tensor | None = None, return_dict: bool | None = None, **kwargs: Any
     ) -> PreTrainingOutput | tuple[Tensor, ...]:
         """Args: ids (B, S); ``labels`` (B, S) MLM targets, -100 = not masked;
         ``next_sentence_label`` (B,) in {0, 1}.
@@ -118,16 +111,10 @@ class BertForNextSentencePrediction(BertHead):
         super().__init__(bert, spec, **options)
         self.cls = BertOnlyNSPHead(spec)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, labels: Tensor | None = None,
+                return_dict: bool | None = None, **kwargs: Any
     ) -> NextSentencePredictorOutput | tuple[Tensor, ...]:
         """Args: a sentence pair (B, S) with token types; ``labels`` (B,): 0 = follows, 1 = random.
 

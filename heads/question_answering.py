@@ -45,17 +45,10 @@ class BertForQuestionAnswering(LabelledHead):
         start, end = self.qa_outputs(hidden).unbind(dim=-1)
         return start.contiguous(), end.contiguous()
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        start_positions: Tensor | None = None,
-        end_positions: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, start_positions: Tensor | None = None,
+                end_positions: Tensor | None = None, return_dict: bool | None = None, **kwargs: Any
     ) -> QuestionAnsweringModelOutput | tuple[Tensor, ...]:
         """Args: question + context ids (B, S); ``start_positions`` / ``end_positions`` (B,) or (B, 1)
         token indices of the answer span. Returns ``start_logits``, ``end_logits`` (B, S).

@@ -76,15 +76,9 @@ class BertForSentenceEmbedding(BertHead):
         return pooling.pool(hidden, self.pooling, attention_mask=states.attention_mask,
                             cu_seqlens=states.cu_seqlens, dtype=torch.float32)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        inputs_embeds: Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
+    def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, return_dict: bool | None = None, **kwargs: Any
     ) -> SentenceEmbeddingOutput | tuple[Tensor, ...]:
         """Args: ids (B, S) and the (B, S) attention mask (pooling only counts real tokens).
         Returns ``sentence_embedding`` (B, H) and ``token_embeddings`` (B, S, H)."""

@@ -22,7 +22,8 @@ def bertzoo_register(registry: Any) -> None:
     registry.register(
         "attention", "flash", "bertzoo.plugins.flash:FlashAttention",
         description="variable-length attention over packed tokens (cu_seqlens); per-sequence SDPA on CPU, "
-                    "flash-attn/torch varlen kernels on CUDA",
+                    "flash-attn/torch varlen kernels on CUDA; padded input with any 2-D mask (left, right, "
+                    "holes) gathered and scattered back",
         capabilities=FLASH_CAPABILITIES.as_dict(),
         # Below sdpa for padded requests (its padded path gathers and scatters per layer); a model
         # that runs packed asks for varlen, which only flash serves.

@@ -25,8 +25,9 @@ Names load on first use (PEP 562), so ``bertzoo.checkpoint.hub`` does not import
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bertzoo._lazy import lazy_names
 
 # submodule -> its public names (each module's __all__), loaded on first use
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -51,17 +52,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 _LAZY = {name: f"{__name__}.{module}" for module, names in _EXPORTS.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -105,8 +105,8 @@ def resolve_task_head(task: str, head: str | None, folder: Path, registry: Regis
     if recorded is not None and task in head_tasks(recorded):
         return recorded
     default = TASK_DEFAULT_HEADS.get(task)
-    if default is not None and registry.is_component("head", default):
-        return registry.get("head", default)
+    if default is not None and (registry.is_component("head", default) or registry.disabled_plugins):
+        return registry.get("head", default)  # missing with a plugin disabled: the miss names BERTZOO_DISABLE_PLUGINS
     if len(serving) == 1:
         return serving[0]
     if not serving:

@@ -126,19 +126,9 @@ _pipelines: OrderedDict[PipelineOptions, Pipeline] = OrderedDict()
 _pipelines_lock = threading.Lock()
 
 
-def get_pipeline(
-    task: str,
-    model: Model = None,
-    *,
-    head: str | None = None,
-    compute: str | None = None,
-    dtype: Any = None,
-    quantize: str | None = None,
-    compile: bool = False,
-    device: str | None = None,
-    attention: str | None = None,
-    max_length: int | None = None,
-) -> Pipeline:
+def get_pipeline(task: str, model: Model = None, *, head: str | None = None, compute: str | None = None,
+                 dtype: Any = None, quantize: str | None = None, compile: bool = False, device: str | None = None,
+                 attention: str | None = None, max_length: int | None = None) -> Pipeline:
     """A :class:`Pipeline` for these options, loaded once and kept (the last few are cached)."""
     from bertzoo.checkpoint.default_model import resolve_model
 

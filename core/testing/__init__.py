@@ -76,15 +76,9 @@ def _validated_options(record: ComponentRecord, options: Mapping[str, Any], regi
     return dict(getattr(spec.components, record.kind).options)
 
 
-def component_cases(
-    kind: str,
-    name: str,
-    *,
-    options: Mapping[str, Any] | None = None,
-    registry: Registry | None = None,
-    visible: Visible | None = None,
-    score_bias: ScoreBias | None = None,
-) -> list[Case]:
+def component_cases(kind: str, name: str, *, options: Mapping[str, Any] | None = None,
+                    registry: Registry | None = None, visible: Visible | None = None,
+                    score_bias: ScoreBias | None = None) -> list[Case]:
     """Every conformance case of one registered component, without running them.
 
     Args:
@@ -129,16 +123,9 @@ def component_cases(
     return cases + module_cases(kind, record, built_with, reg)
 
 
-def check_component(
-    kind: str,
-    name: str,
-    *,
-    options: Mapping[str, Any] | None = None,
-    registry: Registry | None = None,
-    visible: Visible | None = None,
-    score_bias: ScoreBias | None = None,
-    raise_on_failure: bool = True,
-) -> ConformanceReport:
+def check_component(kind: str, name: str, *, options: Mapping[str, Any] | None = None,
+                    registry: Registry | None = None, visible: Visible | None = None,
+                    score_bias: ScoreBias | None = None, raise_on_failure: bool = True) -> ConformanceReport:
     """Run every conformance case of one component (see :func:`component_cases` for the arguments).
 
     Returns:

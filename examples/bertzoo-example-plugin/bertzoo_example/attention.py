@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionMask
 from bertzoo.model.masks import additive_mask, boolean_mask
+from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 
 
 def window_band(q_len: int, k_len: int, query_offset: int, window: int, device: Any = None) -> Tensor:
@@ -27,37 +28,33 @@ def window_band(q_len: int, k_len: int, query_offset: int, window: int, device: 
     return (q_pos - k_pos).abs() <= window
 
 
-class SlidingWindowAttention(nn.Module):
+class SlidingWindowAttention(ProbabilityFreeAttention):
     """Local attention through ``F.scaled_dot_product_attention``; no parameters.
+
+    ``ProbabilityFreeAttention`` (bertzoo's base for ops that never form the probabilities, as
+    ``bertzoo:sdpa``) holds the forward contract and refuses weights and a head mask; this class
+    writes only :meth:`attend`.
 
     Args:
         spec: the model spec (unused; the factory passes it to every component).
         window: how far a query sees, in positions, to each side.
     """
 
+    component = "example:sliding-window"  # the name the base's error messages use
+
     def __init__(self, spec: Any = None, *, window: int = 128) -> None:
-        super().__init__()
+        super().__init__(spec)
         self.window = window
 
     def extra_repr(self) -> str:
         return f"window={self.window}"
 
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        *,
-        mask: AttentionMask,
-        dropout_p: float = 0.0,
-        scale: float | None = None,
-        need_weights: bool = False,
-        head_mask: Tensor | None = None,
-    ) -> tuple[Tensor, None]:
-        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → (context ``(B, h, S, d)``, None).
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, *, mask: AttentionMask, dropout_p: float,
+               scale: float | None) -> Tensor:
+        """q ``(B, h, S, d)``, k/v ``(B, h, S_k, d)`` → context ``(B, h, S, d)``.
 
         Raises:
-            IncompatibleComponentError: weights, a head mask or cross-attention was asked for.
+            IncompatibleComponentError: cross-attention (keys from another sequence).
             InputError: packed ``(T, h, d)`` input.
         """
         if query.dim() != 4 or mask.cu_seqlens is not None:
@@ -66,21 +63,14 @@ class SlidingWindowAttention(nn.Module):
                 f"{tuple(query.shape)}; packed (T, h, d) input needs a variable-length attention such as 'flash'"
             )
         s_q, s_k = query.shape[-2], key.shape[-2]
-        refused = []
-        if need_weights:
-            refused.append("attention weights (output_attentions=True)")
-        if head_mask is not None:
-            refused.append("head_mask")
         if s_k != s_q + mask.query_offset:
-            refused.append(f"cross-attention (S={s_q} queries, S_k={s_k} keys)")
-        if refused:
             raise IncompatibleComponentError(
-                f"attention 'example:sliding-window' cannot give {', '.join(refused)}; "
-                "use attention='eager' or attention='auto'"
+                f"attention 'example:sliding-window' cannot give cross-attention (S={s_q} queries, S_k={s_k} "
+                "keys); use attention='eager' or attention='auto'"
             )
         attn_mask, empty = self._mask(mask, query, s_q, s_k)
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
-        return context.masked_fill(empty, 0.0), None  # rows that see no key give zeros
+        return context.masked_fill(empty, 0.0)  # rows that see no key give zeros
 
     def _mask(self, mask: AttentionMask, query: Tensor, s_q: int, s_k: int) -> tuple[Tensor, Tensor]:
         """SDPA's mask (the band combined with the model's mask) and the empty rows, once per forward."""
