@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertzoo.inference.vectors import restore_vectors, shape_vectors
 from bertzoo.inference.pipeline import Pipeline
+from bertzoo.inference.vectors import restore_vectors, shape_vectors
 
 CORPUS = Path(__file__).resolve().parent / "data" / "paragraphs.jsonl.gz"
 VARIANTS = [("float32", None), ("float16", None), ("int8", None), ("binary", None),
