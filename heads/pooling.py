@@ -72,7 +72,9 @@ def _pool_padded(hidden: Tensor, mode: str, attention_mask: Tensor | None, acc: 
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), first.to(hidden.device)]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, S, 1)
     if mode == "max":
-        return hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        # -inf fill as sentence-transformers; a row without real tokens gives zeros, not -inf
+        values = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        return values.masked_fill(mask.sum(dim=1) == 0, 0.0)
     total = (hidden * mask).sum(dim=1, dtype=acc)  # (B, H)
     count = torch.clamp(mask.sum(dim=1, dtype=acc), min=1e-9)  # (B, 1)
     return total / (count if mode == "mean" else torch.sqrt(count))
@@ -99,7 +101,8 @@ def _pool_packed(hidden: Tensor, mode: str, cu_seqlens: Tensor, acc: torch.dtype
     if mode == "cls":
         return hidden[cu[:-1]]
     if mode == "max":
-        return torch.segment_reduce(hidden.to(acc), "max", lengths=lengths, axis=0)
+        values = torch.segment_reduce(hidden.to(acc), "max", lengths=lengths, axis=0)
+        return values.masked_fill((lengths == 0)[:, None], 0.0)  # an empty sequence gives zeros
     segment = torch.repeat_interleave(torch.arange(len(lengths), device=hidden.device), lengths,
                                       output_size=hidden.shape[0])  # (T,) sequence of each token
     total = hidden.new_zeros((len(lengths), hidden.shape[1]), dtype=acc).index_add_(0, segment, hidden.to(acc))

@@ -117,8 +117,15 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bertzoo ARGV`` (default ``sys.argv[1:]``); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    shown_as = warnings.formatwarning
     warnings.formatwarning = _one_line_warning  # e.g. discovery's, raised while the parser is built
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        warnings.formatwarning = shown_as
+
+
+def _main(argv: list[str]) -> int:
     try:
         parser = make_parser()
     except BertzooError as exc:  # BERTZOO_STRICT_PLUGINS=1 and a plugin failed

@@ -57,6 +57,9 @@ def check_output_file(path: PathLike | None, *, inputs: Iterable[PathLike | None
     _check_not_input(target, inputs, what)
     if target.is_dir():
         raise InputError(f"{what} {str(target)!r} is a folder; give a file path")
+    if target.exists() and not target.is_file():  # a device or a pipe would be replaced by the rename
+        raise InputError(f"{what} {str(target)!r} is not a regular file (a device, pipe or socket); the atomic "
+                         "write would replace it: give a file path, or '-' for stdout")
     folder = Path(os.path.realpath(target)).parent
     if not folder.is_dir():
         raise InputError(f"the folder of {what} {str(target)!r} ({str(folder)!r}) does not exist; create it first")

@@ -339,3 +339,11 @@ def test_cli_checks_the_output_folder_and_line_length_before_loading_the_model(t
     proc = cli("embed", "--input", str(data), "--output", str(tmp_path / "out.jsonl"), "--model", missing_model,
                "--max-line-bytes", "10")
     assert proc.returncode == 2 and "line 2 is longer than 10 bytes" in proc.stderr, proc.stderr
+
+
+def test_a_device_output_is_refused_not_replaced() -> None:
+    """``--output /dev/null`` would be replaced by the atomic rename; it is refused instead."""
+    from bertzoo.corpus.guards import check_output_file
+
+    with pytest.raises(InputError, match="is not a regular file"):
+        check_output_file("/dev/null")
