@@ -30,7 +30,7 @@ from bertzoo.checkpoint.meta import assign_state, no_torch_init
 from bertzoo.checkpoint.report import LoadReport
 from bertzoo.checkpoint.save import save_pretrained
 from bertzoo.checkpoint.sentence_transformers import read_sentence_transformers_info
-from bertzoo.checkpoint.weights import read_state_dict, weight_files
+from bertzoo.checkpoint.weights import SAFE_SUFFIX, read_state_dict, scan_non_finite, weight_files
 from bertzoo.discovery import registry_or_default
 from bertzoo.errors import CheckpointError
 from bertzoo.factory import assemble, resolve_spec
@@ -130,12 +130,17 @@ def from_pretrained(
         model = assemble(spec, reg, device=device, dtype=torch_dtype, **limits)
     report = LoadReport(source=str(model_dir), files=[p.name for p in files])
     state = normalize_keys(state, model.state_dict().keys(), head_model=is_head_model(model), report=report)
+    # safetensors files are scanned by reading them, not through their memory map (resident memory);
+    # tensors from pickle files are already in memory and are checked one by one
+    check_each = check_finite and any(p.suffix != SAFE_SUFFIX for p in files)
+    if check_finite:
+        report.non_finite.extend(k for p in files if p.suffix == SAFE_SUFFIX for k in scan_non_finite(p))
     if on_meta:
-        to_load = plan_load(model, state, report=report, reinitialize=reinitialize, check_finite=check_finite)
+        to_load = plan_load(model, state, report=report, reinitialize=reinitialize, check_finite=check_each)
         with torch.no_grad():
             assign_state(model, to_load, lambda modules: init_weights(modules, spec))
     else:
-        load_into(model, state, report=report, reinitialize=reinitialize, check_finite=check_finite)
+        load_into(model, state, report=report, reinitialize=reinitialize, check_finite=check_each)
     _check(report, path_or_hub_id, strict)
 
     model.load_report = report  # type: ignore[assignment]

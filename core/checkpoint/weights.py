@@ -8,10 +8,12 @@ bypass (2.6 or newer, CVE-2025-32434). Every shard an index names must lie insid
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bertzoo.checkpoint.layout import (
@@ -126,6 +128,58 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
+_FLOAT_CODES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}  # safetensors dtype -> numpy
+_BF16_EXPONENT = 0x7F80  # all exponent bits set: Inf or NaN
+_SCAN_BLOCK = 8 << 20
+
+
+def scan_non_finite(path: Path) -> list[str]:
+    """Keys of a safetensors file whose floating values include NaN or Inf.
+
+    Reads the file in blocks into one reused buffer instead of touching its memory map, so the
+    check costs page cache, not the process's resident memory (the weights are mapped lazily and
+    a forward touches only what it uses, e.g. the embedding rows of the tokens it sees).
+
+    Raises:
+        CheckpointError: a header that is not safetensors' (the file is truncated or corrupted).
+    """
+    bad: list[str] = []
+    buffer = bytearray(_SCAN_BLOCK)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            base = 8 + size
+            for key, info in header.items():
+                code = _FLOAT_CODES.get(info.get("dtype", "")) if key != "__metadata__" else None
+                if code is None:
+                    continue
+                start, end = info["data_offsets"]
+                f.seek(base + start)
+                remaining = end - start
+                while remaining > 0:
+                    view = memoryview(buffer)[:min(remaining, _SCAN_BLOCK)]
+                    got = f.readinto(view)
+                    if not got:
+                        raise ValueError(f"the data of {key!r} ends early")
+                    if not _block_finite(np.frombuffer(view[:got], dtype=code), code):
+                        bad.append(key)
+                        break
+                    remaining -= got
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file ({exc}); it is probably truncated "
+                              "or corrupted: delete it and download or save it again") from None
+    return bad
+
+
+def _block_finite(array: np.ndarray, code: str) -> bool:
+    if code == "<u2":  # bfloat16 bits
+        return not bool(np.any((array & _BF16_EXPONENT) == _BF16_EXPONENT))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is an answer, not an error
+        total = array.sum(dtype=np.float64 if code == "<f8" else np.float32)
+    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+
+
 def check_torch_for_pickle() -> None:
     """Refuse to read pickles on a torch whose ``weights_only`` loader can be made to run code.
 
@@ -158,4 +212,4 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
     return dict(data)
 
 
-__all__ = ["SAFE_TORCH_LOAD", "check_torch_for_pickle", "read_state_dict", "weight_files"]
+__all__ = ["SAFE_TORCH_LOAD", "check_torch_for_pickle", "read_state_dict", "scan_non_finite", "weight_files"]

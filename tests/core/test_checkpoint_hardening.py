@@ -358,3 +358,18 @@ def test_a_family_plugin_extends_the_supported_model_types(saved: Path, tmp_path
     assert read_hf_config(folder, reg)["model_type"] == "roberta"
     with pytest.raises(CheckpointError, match="supported families: bert"):
         read_hf_config(folder)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_the_file_scan_finds_nan_and_inf_across_read_blocks(tmp_path: Path, dtype: torch.dtype,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_pretrained scans safetensors files by reading them in blocks (resident memory stays flat)."""
+    from bertzoo.checkpoint import weights
+
+    monkeypatch.setattr(weights, "_SCAN_BLOCK", 64)  # many blocks per tensor
+    tensors = {name: torch.randn(40, dtype=torch.float32).to(dtype) for name in ("clean", "nan", "inf", "ints")}
+    tensors["nan"][37] = float("nan")  # in the last block
+    tensors["inf"][3] = float("-inf")  # in the first
+    tensors["ints"] = torch.arange(40, dtype=torch.int32)
+    save_file(tensors, str(tmp_path / "w.safetensors"))
+    assert sorted(weights.scan_non_finite(tmp_path / "w.safetensors")) == ["inf", "nan"]
