@@ -35,7 +35,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                "SAFE_INDEX", "SAFE_WEIGHTS", "SENTENCE_TRANSFORMERS_ARCHITECTURE", "STALE_BUFFERS",
                "TRUNK_ARCHITECTURE", "TRUNK_ROOTS", "contained_path", "read_json", "short_list", "strip_base"),
     "report": ("LoadReport",),
-    "weights": ("SAFE_TORCH_LOAD", "check_torch_for_pickle", "read_state_dict", "weight_files"),
+    "weights": ("SAFE_TORCH_LOAD", "check_torch_for_pickle", "read_state_dict", "scan_non_finite",
+                "weight_files"),
     "keys": ("alias_groups", "all_finite", "is_head_model", "load_into", "normalize_keys", "plan_load"),
     "meta": ("ModuleSet", "assign_state", "no_torch_init"),
     "hf_config": ("FAMILIES", "FAMILY_METADATA", "bertzoo_section", "checkpoint_dtype", "choose_head", "classifier_keys", "head_options_from_config",
@@ -139,5 +140,6 @@ if TYPE_CHECKING:  # pragma: no cover - what the names are, for type checkers
         SAFE_TORCH_LOAD,
         check_torch_for_pickle,
         read_state_dict,
+        scan_non_finite,
         weight_files,
     )
