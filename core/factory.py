@@ -173,7 +173,7 @@ def _assemble(spec: ModelSpec, registry: Registry | None, *, device: Any, dtype:
             cross_attention=make_attention() if spec.add_cross_attention else None,
             **comps.layer.options,
         )
-        for _ in range(spec.num_hidden_layers)
+        for _ in range(spec.num_layer_modules)  # fewer than the layer calls when layers are shared (ALBERT)
     ]
     pooler = None
     if comps.pooler is not None and uses_pooler:

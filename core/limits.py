@@ -50,12 +50,16 @@ def estimate_size(spec: Any, *, bytes_per_parameter: int = 4) -> SizeEstimate:
     """Parameters of the standard trunk ``spec`` describes (exact for bertzoo's built-in components)."""
     h, i = spec.hidden_size, spec.intermediate_size
     layer_norm = 2 * h
-    embeddings = (spec.vocab_size + spec.max_position_embeddings + spec.type_vocab_size) * h + layer_norm
+    e = getattr(spec, "embedding_size", None) or h  # narrower embeddings (ELECTRA, ALBERT) project to h
+    embeddings = (spec.vocab_size + spec.max_position_embeddings + spec.type_vocab_size) * e + 2 * e
+    if e != h:
+        embeddings += e * h + h
     attention = 4 * (h * h + h) + layer_norm  # query, key, value, output projection; its LayerNorm
     feed_forward = (h * i + i) + (i * h + h) + layer_norm
     layer = attention * (2 if spec.add_cross_attention else 1) + feed_forward
     pooler = h * h + h if spec.components.pooler is not None else 0
-    parameters = embeddings + spec.num_hidden_layers * layer + pooler
+    modules = getattr(spec, "num_layer_modules", spec.num_hidden_layers)  # shared layers count once
+    parameters = embeddings + modules * layer + pooler
     return SizeEstimate(parameters, spec.num_hidden_layers, bytes_per_parameter)
 
 

@@ -19,9 +19,11 @@ from bertzoo.checkpoint.hf_config import (
     checkpoint_dtype,
     choose_head,
     classifier_keys,
+    family_of,
     head_options_from_config,
     read_hf_config,
     saved_components,
+    spec_from_config,
 )
 from bertzoo.checkpoint.hub import resolve_model_dir
 from bertzoo.checkpoint.keys import is_head_model, load_into, normalize_keys, plan_load
@@ -34,9 +36,9 @@ from bertzoo.checkpoint.weights import SAFE_SUFFIX, read_state_dict, scan_non_fi
 from bertzoo.discovery import registry_or_default
 from bertzoo.errors import CheckpointError
 from bertzoo.factory import assemble, resolve_spec
+from bertzoo.family import get_family, head_for_family
 from bertzoo.limits import check_size
 from bertzoo.model import init_weights
-from bertzoo.spec import ModelSpec
 
 if TYPE_CHECKING:
     from bertzoo.registry import Registry
@@ -99,6 +101,8 @@ def from_pretrained(
     files = weight_files(model_dir, allow_pickle=allow_pickle)
 
     head_name = choose_head(head, config, saved, st_info, reg)
+    if head_name is not None:  # the family's own variant of a family-independent head name
+        head_name = head_for_family(head_name, family_of(config, reg).model_type, reg)
     head_cls = reg.get("head", head_name).load() if head_name is not None else None
     config_options: dict[str, Any] = {}
     if head_cls is not None and head_name is not None:
@@ -106,7 +110,7 @@ def from_pretrained(
     components = saved_components(saved, reg)
     if head_name is not None:
         components["head"] = {"name": head_name, "options": config_options}
-    spec = ModelSpec.from_hf_config(config, name=str(path_or_hub_id), components=components)
+    spec = spec_from_config(config, reg, name=str(path_or_hub_id), components=components)
     if attention is not None:
         overrides = {"attention": attention, **overrides}
     spec = resolve_spec(spec, overrides, reg)
@@ -129,7 +133,8 @@ def from_pretrained(
     else:
         model = assemble(spec, reg, device=device, dtype=torch_dtype, **limits)
     report = LoadReport(source=str(model_dir), files=[p.name for p in files])
-    state = normalize_keys(state, model.state_dict().keys(), head_model=is_head_model(model), report=report)
+    state = normalize_keys(state, model.state_dict().keys(), head_model=is_head_model(model), report=report,
+                           family=get_family(spec.model_type, reg), inner_group_num=spec.inner_group_num)
     # safetensors files are scanned by reading them, not through their memory map (resident memory);
     # tensors from pickle files are already in memory and are checked one by one
     check_each = check_finite and any(p.suffix != SAFE_SUFFIX for p in files)

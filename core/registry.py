@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from bertzoo.errors import ComponentNotFoundError, PluginError
 
-KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head", "preset", "precision")
+KINDS: tuple[str, ...] = ("embedding", "attention", "layer", "pooler", "head", "preset", "precision", "family")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 # Keys bertzoo itself sets on a record (and `describe` shows): metadata may not shadow them.

@@ -70,6 +70,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     name: str | None = Field(None, description="preset or checkpoint this spec came from")
+    model_type: str = Field("bert", description="the model family (a registered 'family', config.json's model_type)")
     vocab_size: int = Field(30522, gt=0)
     hidden_size: int = Field(768, gt=0)
     num_hidden_layers: int = Field(12, ge=0)
@@ -88,12 +89,19 @@ class ModelSpec(BaseModel):
     use_cache: bool = True
     tie_word_embeddings: bool = True
     classifier_dropout: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    # Families whose embeddings are narrower than the layers (ELECTRA, ALBERT): None = hidden_size.
+    embedding_size: int | None = Field(None, gt=0)
+    # Layer sharing (ALBERT): num_hidden_layers calls spread over num_hidden_groups groups of
+    # inner_group_num distinct layers each; None = every layer its own (no sharing).
+    num_hidden_groups: int | None = Field(None, gt=0)
+    inner_group_num: int = Field(1, gt=0)
     components: Components = Field(default_factory=Components)
 
     @field_validator(
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
         "max_position_embeddings", "type_vocab_size", "pad_token_id", "hidden_dropout_prob",
         "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "classifier_dropout",
+        "embedding_size", "num_hidden_groups", "inner_group_num",
         mode="before",
     )
     @classmethod
@@ -124,6 +132,11 @@ class ModelSpec(BaseModel):
             )
         if self.add_cross_attention and not self.is_decoder:
             raise ValueError("add_cross_attention=True needs is_decoder=True (cross-attention is a decoder feature)")
+        if self.num_hidden_groups is not None and self.num_hidden_groups > max(self.num_hidden_layers, 1):
+            raise ValueError(
+                f"num_hidden_groups ({self.num_hidden_groups}) must not exceed num_hidden_layers "
+                f"({self.num_hidden_layers}): each group serves at least one layer"
+            )
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
         return self
@@ -131,6 +144,28 @@ class ModelSpec(BaseModel):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def layer_schedule(self) -> tuple[int, ...]:
+        """Which distinct layer module runs at each step, in order (one entry per layer call).
+
+        Without sharing: ``0 .. L-1``. With ``num_hidden_groups`` G (ALBERT): step ``i`` of L uses
+        group ``int(i / (L / G))``, which runs its ``inner_group_num`` layers in turn, so there are
+        ``G * inner_group_num`` modules and ``L * inner_group_num`` calls (transformers' order).
+        """
+        layers = self.num_hidden_layers
+        if self.num_hidden_groups is None:
+            return tuple(range(layers * self.inner_group_num))
+        inner = self.inner_group_num
+        per_group = layers / self.num_hidden_groups
+        return tuple(int(i / per_group) * inner + k for i in range(layers) for k in range(inner))
+
+    @property
+    def num_layer_modules(self) -> int:
+        """Distinct layer modules the trunk holds (``G * inner_group_num`` with sharing, else L)."""
+        if self.num_hidden_groups is None:
+            return self.num_hidden_layers * self.inner_group_num
+        return self.num_hidden_groups * self.inner_group_num
 
     # -- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -181,7 +216,11 @@ class ModelSpec(BaseModel):
         data = self.to_dict()
         data.pop("components")
         data.pop("name")
-        data["model_type"] = "bert"
+        for key in ("embedding_size", "num_hidden_groups"):  # BertConfig has neither; families that do map them
+            if data.get(key) is None:
+                data.pop(key)
+        if data.get("inner_group_num") == 1 and data.get("num_hidden_groups") is None:
+            data.pop("inner_group_num")
         return data
 
     @classmethod
@@ -275,6 +314,7 @@ def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSp
         from bertzoo.discovery import get_registry
 
         registry = get_registry()
+    spec = _apply_family(spec, registry)
     updated: dict[str, Any] = {}
     for kind in COMPONENT_KINDS:
         comp: ComponentSpec | None = getattr(spec.components, kind)
@@ -317,6 +357,29 @@ def validate_components(spec: ModelSpec, registry: Any | None = None) -> ModelSp
         return spec
     components = spec.components.model_copy(update=updated)
     return spec.model_copy(update={"components": components})
+
+
+def _apply_family(spec: ModelSpec, registry: Any) -> ModelSpec:
+    """The family's default components for kinds the spec leaves unset, and its variant of the head.
+
+    Raises:
+        SpecError: an unregistered ``model_type``, or a head the family does not have.
+    """
+    from bertzoo.family import get_family, head_for_family
+
+    family = get_family(spec.model_type, registry)
+    comps = spec.components
+    update: dict[str, Any] = {}
+    for kind, name in family.components.items():
+        if kind in ("embedding", "layer", "pooler") and kind not in comps.model_fields_set:
+            update[kind] = None if name is None else ComponentSpec(name=name)
+    if comps.head is not None:
+        head = head_for_family(comps.head.name, spec.model_type, registry)
+        if head != comps.head.name:
+            update["head"] = ComponentSpec(name=head, options=comps.head.options)
+    if not update:
+        return spec
+    return spec.model_copy(update={"components": comps.model_copy(update=update)})
 
 
 OverrideTarget = Literal["field", "component", "option"]

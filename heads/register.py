@@ -23,6 +23,7 @@ class _Head(NamedTuple):
     description: str
     hf_architecture: str | None  # the transformers class whose checkpoints it reads and writes
     task: str | tuple[str, ...] | None = None  # main-job task(s) it serves
+    family: str | None = "bert"  # the family whose math it follows (None: any family's trunk)
 
 
 _HEADS: dict[str, _Head] = {
@@ -78,6 +79,7 @@ _HEADS: dict[str, _Head] = {
         # plus modules.json and 1_Pooling/config.json
         "SentenceTransformer",
         "embed",
+        None,  # pools any family's trunk
     ),
 }
 
@@ -86,6 +88,8 @@ _HEADS: dict[str, _Head] = {
 def bertzoo_register(registry: Any) -> None:
     for name, head in _HEADS.items():
         task = {} if head.task is None else {"task": head.task}
+        if head.family is not None:
+            task["family"] = head.family
         registry.register(
             "head", name, f"{HEADS}.{head.target}",
             description=head.description,

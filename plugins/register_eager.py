@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertzoo.family import BERT_FAMILY
 from bertzoo.hookspecs import hookimpl
 from bertzoo.interfaces import AttentionCapabilities
 
 EAGER = "bertzoo.plugins.eager"
+
 
 # only what differs from AttentionCapabilities' defaults (padded, causal, cross-attention, cache, dropout)
 EAGER_CAPABILITIES = AttentionCapabilities(
@@ -21,6 +23,7 @@ EAGER_CAPABILITIES = AttentionCapabilities(
 
 @hookimpl
 def bertzoo_register(registry: Any) -> None:
+    registry.register("family", "bert", BERT_FAMILY, description=BERT_FAMILY.description)
     registry.register(
         "embedding", "bert", f"{EAGER}:BertEmbeddings",
         description="BERT embeddings: word + token type + absolute position, LayerNorm, dropout",

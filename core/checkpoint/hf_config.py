@@ -28,6 +28,7 @@ from bertzoo.checkpoint.layout import (
 from bertzoo.discovery import registry_or_default
 from bertzoo.dtypes import DTYPE_NAMES, torch_dtype
 from bertzoo.errors import CheckpointError, ComponentNotFoundError, InputError
+from bertzoo.family import DEFAULT_FAMILY, Family, families, get_family
 from bertzoo.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -38,20 +39,29 @@ logger = logging.getLogger(__name__)
 
 
 # -- model families -------------------------------------------------------------------------------
-# config.json ``model_type`` values bertzoo reads, with what they are. A family plugin adds its own
-# by registering an embedding whose metadata lists them (``hf_model_types=("roberta",)``); a
-# checkpoint of any other type is refused rather than read as BERT with the wrong math.
-FAMILIES: dict[str, str] = {"bert": "BERT (transformers' BertModel and its Bert* heads)"}
-FAMILY_METADATA = "hf_model_types"
-
-
+# config.json ``model_type`` values bertzoo reads are the registered families (kind "family",
+# bertzoo.family.Family); a checkpoint of any other type is refused rather than read as another
+# family with the wrong math.
 def supported_model_types(registry: Registry | None = None) -> list[str]:
-    """The ``model_type`` values bertzoo loads: :data:`FAMILIES` plus those registered embeddings declare."""
-    found = dict.fromkeys(FAMILIES)
-    for record in registry_or_default(registry).records("embedding"):
-        declared = record.metadata.get(FAMILY_METADATA) or ()
-        found.update(dict.fromkeys([declared] if isinstance(declared, str) else map(str, declared)))
-    return list(found)
+    """The ``model_type`` values bertzoo loads: one per registered family."""
+    return [f.model_type for f in families(registry_or_default(registry))]
+
+
+def family_of(config: Mapping[str, Any], registry: Registry) -> Family:
+    """The family of a ``config.json`` dict (no ``model_type``: BERT, as transformers' BertConfig)."""
+    return get_family(str(config.get("model_type") or DEFAULT_FAMILY), registry)
+
+
+def spec_from_config(config: Mapping[str, Any], registry: Registry, **fields: Any) -> ModelSpec:
+    """The spec a ``config.json`` implies, through its family's name mapping; ``fields`` win.
+
+    Raises:
+        SpecError: a config the family's modules cannot express.
+    """
+    family = family_of(config, registry)
+    data = family.spec_fields(config)
+    data["model_type"] = family.model_type
+    return ModelSpec.from_hf_config(data, **fields)
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -71,7 +81,7 @@ def read_hf_config(model_dir: Path, registry: Registry | None = None) -> dict[st
     config = read_json(model_dir / CONFIG_NAME)
     if not isinstance(config, dict):
         raise CheckpointError(f"{str(model_dir / CONFIG_NAME)!r} must hold a JSON object; re-save the checkpoint")
-    model_type = config.get("model_type", "bert")
+    model_type = config.get("model_type") or DEFAULT_FAMILY
     supported = supported_model_types(registry)
     if model_type not in supported:
         raise CheckpointError(
@@ -111,7 +121,7 @@ def choose_head(head: str | None, config: Mapping[str, Any], saved: Mapping[str,
         return record.full_name if record is not None else None
     architectures = config.get("architectures") or [TRUNK_ARCHITECTURE]
     architecture = str(architectures[0])
-    if architecture == TRUNK_ARCHITECTURE:
+    if architecture in {TRUNK_ARCHITECTURE, *(f.trunk_architecture for f in families(registry))}:
         return None
     record = head_record_for_architecture(architecture, registry)
     if record is None:
@@ -251,28 +261,30 @@ def hf_config_for(model: nn.Module, registry: Registry | None = None) -> dict[st
     reg = registry_or_default(registry)
     spec = spec_of(model)
     record = head_record_of(model, spec, reg)
+    family = get_family(spec.model_type, reg)
     config = spec.to_hf_config()
-    architecture = TRUNK_ARCHITECTURE
+    architecture = family.trunk_architecture
     components = _full_names(spec.components.model_dump(mode="json"), reg)
     if record is None:
         components["head"] = None
     else:
         architecture = str(record.metadata.get("hf_architecture") or type(model).__name__)
-        if architecture == SENTENCE_TRANSFORMERS_ARCHITECTURE:  # not a transformers class: the folder is a BertModel's
-            architecture = TRUNK_ARCHITECTURE
+        if architecture == SENTENCE_TRANSFORMERS_ARCHITECTURE:  # not a transformers class: the folder is a trunk's
+            architecture = family.trunk_architecture
         head_cls = record.load()
         head_options = dict(spec.components.head.options) if spec.components.head is not None else {}
         if hasattr(head_cls, "hf_config_from_options"):
             config.update(head_cls.hf_config_from_options(head_options))
         components["head"] = {"name": record.full_name, "options": head_options}
-    config.update(architectures=[architecture], model_type="bert", dtype=_dtype_name(model))
+    config = family.hf_config(config)
+    config.update(architectures=[architecture], model_type=family.model_type, dtype=_dtype_name(model))
     # transformers ignores unknown keys; this keeps attention/pooler choices across a bertzoo round trip
     config["bertzoo"] = {"version": __version__, "name": spec.name, "components": components}
     return dict(sorted(config.items()))
 
 
 __all__ = [
-    "FAMILIES", "FAMILY_METADATA", "bertzoo_section", "checkpoint_dtype", "choose_head", "classifier_keys",
+    "bertzoo_section", "family_of", "spec_from_config", "checkpoint_dtype", "choose_head", "classifier_keys",
     "head_options_from_config", "head_record_for_architecture", "head_record_of", "hf_config_for", "read_hf_config",
     "saved_components", "spec_of", "supported_model_types",
 ]

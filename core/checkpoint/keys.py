@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,36 +37,55 @@ from bertzoo.checkpoint.layout import (
 from bertzoo.checkpoint.report import LoadReport
 from bertzoo.errors import CheckpointError
 
+if TYPE_CHECKING:
+    from bertzoo.family import Family
+
 logger = logging.getLogger(__name__)
 
 
 def normalize_keys(
-    state: Mapping[str, torch.Tensor], model_keys: Iterable[str], *, head_model: bool, report: LoadReport
+    state: Mapping[str, torch.Tensor], model_keys: Iterable[str], *, head_model: bool, report: LoadReport,
+    family: Family | None = None, inner_group_num: int = 1,
 ) -> dict[str, torch.Tensor]:
-    """File keys → model keys: stale buffers dropped, gamma/beta renamed, ``bert.`` stripped or added."""
+    """File keys → model keys: stale buffers dropped, gamma/beta renamed, the family's base prefix
+    (``roberta.``) stripped or turned into the trunk's ``bert.``, and the family's trunk key renames
+    applied (:class:`bertzoo.family.Family`; None = BERT's names)."""
     model_keys = set(model_keys)
+    prefix = family.prefix if family is not None else BASE_PREFIX
+    roots = family.file_trunk_roots() if family is not None else set(TRUNK_ROOTS)
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         name = key
-        if not head_model:
-            name = strip_base(name)
-        elif name.split(".", 1)[0] in TRUNK_ROOTS:
-            name = BASE_PREFIX + name
+        trunk = name[len(prefix):] if name.startswith(prefix) else name if name.split(".", 1)[0] in roots else None
+        if trunk is not None:
+            if family is not None:
+                trunk = family.trunk_key_from_file(trunk, inner_group_num)
+            name = BASE_PREFIX + trunk if head_model else trunk
         if strip_base(name) in STALE_BUFFERS and name not in model_keys:
             report.dropped.append(key)
             continue
         for old, new in LEGACY_RENAMES:
             if name.endswith(old):
                 name = name[: -len(old)] + new
-        if name != key and strip_base(name) != strip_base(key):
-            report.renamed.append((key, name))
+                report.renamed.append((key, name))
         if name in out:
             raise CheckpointError(
                 f"checkpoint keys {key!r} and another one both map to {name!r} (a file with and without the "
-                "'bert.' prefix, or with both gamma and weight); keep one of them"
+                f"{prefix!r} prefix, or with both gamma and weight); keep one of them"
             )
         out[name] = value
     return out
+
+
+def file_key(name: str, *, family: Family | None = None, inner_group_num: int = 1) -> str:
+    """A model key → the key a file of ``family`` writes (the reverse of :func:`normalize_keys`)."""
+    if family is None:
+        return name
+    if name.startswith(BASE_PREFIX):
+        return family.prefix + family.trunk_key_to_file(name[len(BASE_PREFIX):], inner_group_num)
+    if name.split(".", 1)[0] in TRUNK_ROOTS:
+        return family.trunk_key_to_file(name, inner_group_num)
+    return name
 
 
 def alias_groups(model: nn.Module) -> list[list[str]]:
@@ -243,4 +263,4 @@ def load_into(
             current[name].copy_(value)
 
 
-__all__ = ["alias_groups", "all_finite", "is_head_model", "load_into", "normalize_keys", "plan_load"]
+__all__ = ["alias_groups", "all_finite", "file_key", "is_head_model", "load_into", "normalize_keys", "plan_load"]

@@ -21,10 +21,12 @@ import torch
 from torch import nn
 
 from bertzoo._fs import atomic_folder
-from bertzoo.checkpoint.hf_config import hf_config_for
-from bertzoo.checkpoint.keys import alias_groups
+from bertzoo.checkpoint.hf_config import hf_config_for, spec_of
+from bertzoo.checkpoint.keys import alias_groups, file_key
 from bertzoo.checkpoint.layout import CONFIG_NAME, SAFE_INDEX, SAFE_WEIGHTS
+from bertzoo.discovery import registry_or_default
 from bertzoo.errors import CheckpointError
+from bertzoo.family import get_family
 
 if TYPE_CHECKING:
     from bertzoo.registry import Registry
@@ -50,11 +52,17 @@ def parse_size(size: int | str) -> int:
     raise CheckpointError(f"max_shard_size {size!r} is not a size; write e.g. 500MB, 5GB or 2GiB, or an int of bytes")
 
 
-def state_dict_for_save(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors to write: one name per shared tensor (tied aliases omitted), contiguous, on CPU."""
+def state_dict_for_save(model: nn.Module, registry: Registry | None = None) -> dict[str, torch.Tensor]:
+    """The tensors to write under the file names of the model's family (``roberta.`` for a RoBERTa
+    head, ...): one name per shared tensor (tied aliases omitted), contiguous, on CPU."""
+    spec = spec_of(model)
+    family = get_family(spec.model_type, registry_or_default(registry))
     state = model.state_dict()
     keep = [group[0] for group in alias_groups(model)]
-    return {name: state[name].detach().to("cpu").contiguous() for name in keep}
+    return {
+        file_key(name, family=family, inner_group_num=spec.inner_group_num): state[name].detach().to("cpu").contiguous()
+        for name in keep
+    }
 
 
 def _split_shards(state: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
@@ -141,7 +149,7 @@ def save_pretrained(
     if target.exists() and not target.is_dir():
         raise CheckpointError(f"cannot save to {str(target)!r}: it is a file; give a folder path")
     config = hf_config_for(model, registry)
-    state = state_dict_for_save(model)
+    state = state_dict_for_save(model, registry)
     with atomic_folder(target) as tmp:
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         write_weights(tmp, state, max_shard_size)

@@ -57,11 +57,30 @@ if TYPE_CHECKING:
 
 
 class BertEncoder(nn.Module):
-    """Holds the layers as ``encoder.layer.N`` (HF's keys); the loop lives in :meth:`BertModel.forward`."""
+    """Holds the layers as ``encoder.layer.N`` (HF's keys); the loop lives in :meth:`BertModel.forward`.
 
-    def __init__(self, layers: Sequence[nn.Module]) -> None:
+    ``schedule`` says which layer module runs at each step (default: each once, in order); with
+    shared layers (ALBERT) a module runs several times and :attr:`depth` exceeds ``len(layer)``.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], schedule: Sequence[int] | None = None) -> None:
         super().__init__()
         self.layer = nn.ModuleList(layers)
+        self.schedule: tuple[int, ...] = tuple(range(len(layers)) if schedule is None else schedule)
+        if any(not 0 <= i < len(layers) for i in self.schedule):
+            raise IncompatibleComponentError(
+                f"layer schedule {self.schedule} names layers outside the {len(layers)} built; "
+                "num_hidden_groups and inner_group_num must match the layers the factory built"
+            )
+
+    @property
+    def depth(self) -> int:
+        """Layer calls per forward (hidden_states has depth + 1 entries)."""
+        return len(self.schedule)
+
+    def calls(self) -> list[nn.Module]:
+        """The layer modules in the order the forward runs them."""
+        return [self.layer[i] for i in self.schedule]
 
 
 class BertModel(PretrainedMixin, nn.Module):
@@ -99,7 +118,7 @@ class BertModel(PretrainedMixin, nn.Module):
         super().__init__()
         self.spec = spec
         self.embeddings = embeddings
-        self.encoder = BertEncoder(layers)
+        self.encoder = BertEncoder(layers, getattr(spec, "layer_schedule", None))
         self.pooler = pooler
         self._router = AttentionRouter(spec, None)
         self.validate_inputs = True
@@ -218,9 +237,9 @@ class BertModel(PretrainedMixin, nn.Module):
                     "past_key_values was given to an encoder (is_decoder=False); a KV cache only serves "
                     "causal decoding: build with is_decoder=True or drop the cache"
                 )
-            handle = CacheHandle(past_key_values, len(self.encoder.layer))
+            handle = CacheHandle(past_key_values, self.encoder.depth)
         elif use_cache:
-            handle = CacheHandle(KVCache(len(self.encoder.layer)), len(self.encoder.layer))
+            handle = CacheHandle(KVCache(self.encoder.depth), self.encoder.depth)
         past = handle.seq_length if handle is not None else 0
 
         batch, seq = check_inputs(
@@ -249,7 +268,7 @@ class BertModel(PretrainedMixin, nn.Module):
             packed_mask = packing.attention_mask(causal=spec.is_decoder)
             extra = {"attention": op} if op is not None else {}
             h = packing.pack(x)  # (T, H)
-            for layer in self.encoder.layer:
+            for layer in self.encoder.calls():
                 h = self._call_layer(layer, h, mask=packed_mask, **extra).hidden_states
                 if output_hidden_states:
                     hidden_states.append(packing.unpack(h))  # (B, S, H)
@@ -297,10 +316,10 @@ class BertModel(PretrainedMixin, nn.Module):
         # Masks are described once per forward; each attention converts (and caches) the form it needs.
         mask = self_attention_mask(attention_mask, causal=spec.is_decoder, query_offset=past)
         encoder_mask = cross_attention_mask(encoder_attention_mask) if encoder_hidden_states is not None else None
-        head_masks = per_layer_head_mask(head_mask, len(self.encoder.layer), spec.num_attention_heads, x.dtype)
+        head_masks = per_layer_head_mask(head_mask, self.encoder.depth, spec.num_attention_heads, x.dtype)
         override = self._router.for_call(output_attentions, head_mask is not None, x)
         extra = {"attention": override} if override is not None else {}
-        for i, layer in enumerate(self.encoder.layer):
+        for i, layer in enumerate(self.encoder.calls()):
             out: LayerOutput = self._call_layer(
                 layer,
                 x,
@@ -372,7 +391,9 @@ class BertModel(PretrainedMixin, nn.Module):
         if position_ids is None:
             lengths = packing.cu_seqlens.diff()
             starts = torch.repeat_interleave(packing.cu_seqlens[:-1].long(), lengths, output_size=total)
-            position_ids = torch.arange(total, device=input_ids.device) - starts  # (T,)
+            # per-sequence 0 .. len-1, shifted by the embeddings' offset (RoBERTa's start at pad + 1)
+            offset = int(getattr(self.embeddings, "position_offset", 0))
+            position_ids = torch.arange(total, device=input_ids.device) - starts + offset  # (T,)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         h = self.embeddings(
@@ -380,7 +401,7 @@ class BertModel(PretrainedMixin, nn.Module):
         )[0]  # (T, H)
         mask = packing.attention_mask(causal=spec.is_decoder)
         extra = {"attention": op} if op is not None else {}
-        for layer in self.encoder.layer:
+        for layer in self.encoder.calls():
             h = layer(h, mask=mask, **extra).hidden_states
         return h
 

@@ -28,6 +28,7 @@ from bertzoo.checkpoint import (
 )
 from bertzoo.discovery import get_registry
 from bertzoo.errors import CheckpointError
+from bertzoo.family import Family
 from bertzoo.registry import Registry
 
 TINY = {
@@ -339,23 +340,24 @@ def test_atomic_write_keeps_a_symlinked_file_a_symlink(tmp_path: Path) -> None:
 def test_a_model_type_no_family_reads_is_refused(saved: Path, tmp_path: Path) -> None:
     folder = copy_of(saved, tmp_path)
     config = json.loads((folder / "config.json").read_text())
-    config["model_type"] = "roberta"
+    config["model_type"] = "funnel"
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"model_type='roberta'.*supported families: bert"):
+    with pytest.raises(CheckpointError, match=r"model_type='funnel'.*supported families: bert"):
         bertzoo.from_pretrained(folder)
 
 
 def test_a_family_plugin_extends_the_supported_model_types(saved: Path, tmp_path: Path) -> None:
     folder = copy_of(saved, tmp_path)
     config = json.loads((folder / "config.json").read_text())
-    config["model_type"] = "roberta"
+    config["model_type"] = "funnel"
     (folder / "config.json").write_text(json.dumps(config))
     reg = Registry()
     for record in get_registry().records():
         reg.add(record)
-    reg.register("embedding", "roberta", get_registry().get("embedding", "bertzoo:bert").target, plugin="tests",
-                 hf_model_types=("roberta",))
-    assert read_hf_config(folder, reg)["model_type"] == "roberta"
+    funnel = Family(model_type="funnel", description="a test family", base_prefix="funnel",
+                    trunk_architecture="FunnelModel")
+    reg.register("family", "funnel", funnel, plugin="tests")
+    assert read_hf_config(folder, reg)["model_type"] == "funnel"
     with pytest.raises(CheckpointError, match="supported families: bert"):
         read_hf_config(folder)
 

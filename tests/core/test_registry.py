@@ -82,7 +82,7 @@ def test_bad_kinds_and_names(reg: Registry) -> None:
         reg.get("atention", "sdpa")
     with pytest.raises(ComponentNotFoundError, match="kinds are embedding, attention, layer, pooler, head, preset"):
         reg.list_components("heads-and-tails")
-    assert set(KINDS) == {"embedding", "attention", "layer", "pooler", "head", "preset", "precision"}
+    assert set(KINDS) == {"embedding", "attention", "layer", "pooler", "head", "preset", "precision", "family"}
 
 
 def test_lazy_target_is_imported_only_when_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

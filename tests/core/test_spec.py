@@ -244,7 +244,7 @@ def test_hf_config_refuses_relative_positions() -> None:
 
 def test_yaml_dump_is_plain_and_ordered() -> None:
     data = yaml.safe_load(full_spec().to_yaml())
-    assert list(data)[:3] == ["name", "vocab_size", "hidden_size"]
+    assert list(data)[:4] == ["name", "model_type", "vocab_size", "hidden_size"]
     assert data["components"]["pooler"] is None
 
 
