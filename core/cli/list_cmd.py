@@ -12,6 +12,7 @@ from bertzoo.cli._common import print_table
 
 def run(args: argparse.Namespace) -> int:
     from bertzoo.discovery import get_registry
+    from bertzoo.family import preset_family
     from bertzoo.registry import KINDS
 
     reg = get_registry()
@@ -27,7 +28,11 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         print(f"no {kind or 'component'} matches {pattern!r}", file=sys.stderr)
         return 0
-    print_table([[r.kind, r.full_name, r.description] for r in records], ["KIND", "NAME", "DESCRIPTION"])
+    if kind == "preset":  # the standard sizes per family, with the config.json each copies
+        print_table([[r.full_name, preset_family(r), r.description, str(r.metadata.get("source") or "")]
+                     for r in records], ["NAME", "FAMILY", "DESCRIPTION", "SOURCE"])
+    else:
+        print_table([[r.kind, r.full_name, r.description] for r in records], ["KIND", "NAME", "DESCRIPTION"])
     if reg.failed_plugins:
         print(f"\n{len(reg.failed_plugins)} plugin(s) failed to load; see `bertzoo plugins`", file=sys.stderr)
     return 0

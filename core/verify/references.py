@@ -61,15 +61,27 @@ def quiet_transformers(transformers: Any) -> Iterator[None]:
 
 
 def reference_class(transformers: Any, config: Mapping[str, Any], st: bool) -> tuple[str, Any]:
+    """The transformers class to compare with: the family's trunk for a sentence-transformers
+    folder, else ``architectures[0]`` when bertzoo reads it (a registered family's trunk or a
+    registered head's ``hf_architecture``)."""
+    from bertzoo.discovery import get_registry
+    from bertzoo.family import families, get_family
+
+    registry = get_registry()
     if st:
-        return "BertModel", transformers.BertModel
+        name = get_family(str(config.get("model_type") or "bert"), registry).trunk_architecture
+        return name, getattr(transformers, name)
+    readable = {f.trunk_architecture for f in families(registry)}
+    readable.update(str(r.metadata["hf_architecture"]) for r in registry.records("head")
+                    if r.metadata.get("hf_architecture"))
     architectures = config.get("architectures") or ["BertModel"]
     name = str(architectures[0])
     cls = getattr(transformers, name, None)
-    if cls is None or not name.startswith("Bert"):
+    if cls is None or name not in readable:
         raise CheckpointError(
-            f"config.json names architecture {name!r}, which is not a BERT class of transformers "
-            f"{transformers.__version__}; bertzoo verify compares BERT checkpoints only"
+            f"config.json names architecture {name!r}, which bertzoo does not read or transformers "
+            f"{transformers.__version__} does not have; bertzoo verify compares the architectures of the "
+            "registered families (bertzoo list family)"
         )
     return name, cls
 
