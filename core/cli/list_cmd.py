@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"no {kind or 'component'} matches {pattern!r}", file=sys.stderr)
         return 0
     if kind == "preset":  # the standard sizes per family, with the config.json each copies
-        print_table([[r.full_name, preset_family(r), r.description, str(r.metadata.get("source") or "")]
-                     for r in records], ["NAME", "FAMILY", "DESCRIPTION", "SOURCE"])
+        print_table([[r.kind, r.full_name, preset_family(r), r.description, str(r.metadata.get("source") or "")]
+                     for r in records], ["KIND", "NAME", "FAMILY", "DESCRIPTION", "SOURCE"])
     else:
         print_table([[r.kind, r.full_name, r.description] for r in records], ["KIND", "NAME", "DESCRIPTION"])
     if reg.failed_plugins:

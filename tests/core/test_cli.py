@@ -29,9 +29,9 @@ def test_list_everything(cli: Cli) -> None:
     rows = names(out.stdout)
     assert ("attention", "bertzoo:eager") in rows and ("preset", "bertzoo:bert-tiny") in rows
     assert ("embedding", "bertzoo:bert") in rows and ("pooler", "bertzoo:cls-tanh") in rows
-    assert ("precision", "bertzoo:int8") in rows
+    assert ("precision", "bertzoo:int8") in rows and ("family", "bertzoo:bert") in rows
     kinds = [kind for kind, _ in rows]
-    order = ["embedding", "attention", "layer", "pooler", "head", "preset", "precision"]
+    order = ["embedding", "attention", "layer", "pooler", "head", "preset", "precision", "family"]
     assert kinds == sorted(kinds, key=order.index)  # grouped by kind, in KINDS order
 
 
@@ -67,7 +67,7 @@ def test_list_unknown_kind_is_a_user_error(cli: Cli) -> None:
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
         "bertzoo: error: unknown component kind 'atention' (did you mean 'attention'?); "
-        "kinds are embedding, attention, layer, pooler, head, preset, precision"
+        "kinds are embedding, attention, layer, pooler, head, preset, precision, family"
     ]
 
 
