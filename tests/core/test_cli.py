@@ -19,7 +19,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 def names(stdout: str) -> list[tuple[str, str]]:
     """(kind, full name) of each row of `bertzoo list`'s table."""
     rows = stdout.strip().splitlines()
-    assert rows[0].split() == ["KIND", "NAME", "DESCRIPTION"]
+    assert rows[0].split()[:2] == ["KIND", "NAME"] and rows[0].split()[-1] in ("DESCRIPTION", "SOURCE")
     return [(row.split()[0], row.split()[1]) for row in rows[1:]]
 
 
@@ -46,6 +46,9 @@ def test_list_a_kind_and_patterns(cli: Cli) -> None:
     assert found.index("bertzoo:minilm-l6-h384") < found.index("bertzoo:minilm-l12-h384")  # natural sort
     out = cli("list", "preset", "bert-base-*")
     assert [n for _, n in names(out.stdout)] == ["bertzoo:bert-base-cased", "bertzoo:bert-base-uncased"]
+    # presets show their family and the config.json they copy
+    assert out.stdout.splitlines()[0].split() == ["KIND", "NAME", "FAMILY", "DESCRIPTION", "SOURCE"]
+    assert "https://huggingface.co/google-bert/bert-base-cased/blob/main/config.json" in out.stdout
     out = cli("list", "attention", "*nothing-matches*")
     assert out.returncode == 0 and out.stdout == "" and "no attention matches" in out.stderr
 
