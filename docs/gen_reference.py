@@ -1,7 +1,8 @@
-"""Generate docs/spec-reference.md from the pydantic models and the registry metadata.
+"""Generate docs/spec-reference.md, and the family table in docs/families.md, from the pydantic
+models and the registry metadata.
 
-    python docs/gen_reference.py          # rewrite docs/spec-reference.md
-    python docs/gen_reference.py --check  # exit 1 if it is stale (tests/test_docs.py runs this)
+    python docs/gen_reference.py          # rewrite docs/spec-reference.md and the table in docs/families.md
+    python docs/gen_reference.py --check  # exit 1 if either is stale (tests/test_docs.py runs this)
 
 Only bertzoo's built-in plugins are described (third-party plugins installed here are left out,
 so the page is the same on every machine); ``bertzoo spec --schema`` and ``bertzoo list`` show
@@ -24,10 +25,12 @@ from bertzoo.registry import Registry
 from bertzoo.spec import COMPONENT_KINDS, Components, ModelSpec
 
 OUT = Path(__file__).resolve().parent / "spec-reference.md"
+FAMILIES_PAGE = Path(__file__).resolve().parent / "families.md"
 
 # What each architecture field means (HF BertConfig's names and meanings).
 FIELD_HELP = {
     "name": "preset or checkpoint this spec came from (informational)",
+    "model_type": "the model family (config.json's model_type; `bertzoo list family`); sets the default components",
     "vocab_size": "rows of the word-embedding table",
     "hidden_size": "width H of every hidden state",
     "num_hidden_layers": "number of transformer layers L",
@@ -46,6 +49,9 @@ FIELD_HELP = {
     "use_cache": "decoders return a KV cache by default",
     "tie_word_embeddings": "the MLM decoder shares the word-embedding matrix",
     "classifier_dropout": "dropout before classifier heads; null = hidden_dropout_prob",
+    "embedding_size": "width E of the embeddings when narrower than hidden_size (ELECTRA, ALBERT); null = hidden_size",
+    "num_hidden_groups": "layer sharing (ALBERT): groups of layers that num_hidden_layers calls reuse; null = no sharing",
+    "inner_group_num": "distinct layers per group, run in turn at every call of the group",
     "components": "the component of each kind (below)",
 }
 CAPABILITIES = ("causal", "cross_attention", "kv_cache", "returns_weights", "head_mask", "dropout", "varlen", "padded")
@@ -172,19 +178,32 @@ def render(registry: Registry | None = None) -> str:
     return "\n".join(lines)
 
 
+def families_page(registry: Registry | None = None) -> str:
+    """docs/families.md with its generated table (between the markers) brought up to date."""
+    from bertzoo.family import TABLE_BEGIN, TABLE_END, family_table
+
+    text = FAMILIES_PAGE.read_text(encoding="utf-8")
+    start, end = text.index(TABLE_BEGIN), text.index(TABLE_END)
+    table = family_table(registry or builtin_registry())
+    return text[:start] + TABLE_BEGIN + "\n" + table + text[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/spec-reference.md is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated page is stale")
     args = parser.parse_args(argv)
-    text = render()
+    registry = builtin_registry()
+    pages = {OUT: render(registry), FAMILIES_PAGE: families_page(registry)}
     if args.check:
-        current = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-        if current != text:
-            print(f"{OUT} is stale; regenerate it with: python docs/gen_reference.py", file=sys.stderr)
+        stale = [str(path) for path, text in pages.items()
+                 if (path.read_text(encoding="utf-8") if path.exists() else "") != text]
+        if stale:
+            print(f"{', '.join(stale)} stale; regenerate with: python docs/gen_reference.py", file=sys.stderr)
             return 1
         return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}")
+    for path, text in pages.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 
