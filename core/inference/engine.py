@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from bertzoo.discovery import registry_or_default
 from bertzoo.errors import BertzooError, CheckpointError, InputError
+from bertzoo.family import DEFAULT_FAMILY, head_for_family
 from bertzoo.inference.batching import DEFAULT_BATCH_TOKENS, Batch, plan_batches, show_progress, torch_threads
 from bertzoo.inference.precision import apply_precision, precision_name
 from bertzoo.inference.truncation import TruncationWarning
@@ -91,6 +92,27 @@ def resolve_task_head(task: str, head: str | None, folder: Path, registry: Regis
     Raises:
         InputError: a head that does not serve the task, or a task no head serves.
     """
+    record = _task_head(task, head, folder, registry)
+    # a family-independent head name means the folder's family's variant (roberta.sequence-classification)
+    model_type = _model_type(folder)
+    family_head = head_for_family(record.full_name, model_type, registry)
+    return record if family_head == record.full_name else registry.get("head", family_head)
+
+
+def _model_type(folder: Path) -> str:
+    """``config.json``'s ``model_type`` of a folder (of its transformer module for sentence-transformers)."""
+    from bertzoo.checkpoint import read_sentence_transformers_info
+
+    st_info = read_sentence_transformers_info(folder)
+    model_dir = st_info.transformer_path if st_info is not None else folder
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DEFAULT_FAMILY
+    return str(config.get("model_type") or DEFAULT_FAMILY) if isinstance(config, dict) else DEFAULT_FAMILY
+
+
+def _task_head(task: str, head: str | None, folder: Path, registry: Registry) -> ComponentRecord:
     serving = [r for r in registry.records("head") if task in head_tasks(r)]
     if head is not None:
         record = registry.get("head", head)

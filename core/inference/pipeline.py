@@ -238,7 +238,7 @@ def model_info(model: Model = None) -> dict[str, Any]:
     """
     import json
 
-    from bertzoo.checkpoint import read_sentence_transformers_info
+    from bertzoo.checkpoint import family_of, read_sentence_transformers_info
     from bertzoo.checkpoint.default_model import resolve_model
     from bertzoo.discovery import get_registry
     from bertzoo.inference.engine import head_tasks, recorded_head
@@ -250,19 +250,23 @@ def model_info(model: Model = None) -> dict[str, Any]:
     config_file = model_dir / "config.json"
     config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
     tok = Tokenizer.from_folder(model_dir)
-    architectures = config.get("architectures") or ["BertModel"]
-    record = recorded_head(folder, get_registry())
+    registry = get_registry()
+    family = family_of(config, registry)
+    architectures = config.get("architectures") or [family.trunk_architecture]
+    record = recorded_head(folder, registry)
+    sizes = family.spec_fields(config)  # the family's own config names (DistilBERT's dim, n_layers) as BERT's
     info: dict[str, Any] = {
         "folder": str(folder),
+        "family": family.model_type,
         "architecture": architectures[0],
         "head": record.name if record is not None else None,
         "tasks": list(head_tasks(record)) if record is not None else [],
-        "layers": config.get("num_hidden_layers"),
-        "hidden_size": config.get("hidden_size"),
-        "attention_heads": config.get("num_attention_heads"),
-        "intermediate_size": config.get("intermediate_size"),
-        "vocab_size": config.get("vocab_size"),
-        "max_position_embeddings": config.get("max_position_embeddings"),
+        "layers": sizes.get("num_hidden_layers"),
+        "hidden_size": sizes.get("hidden_size"),
+        "attention_heads": sizes.get("num_attention_heads"),
+        "intermediate_size": sizes.get("intermediate_size"),
+        "vocab_size": sizes.get("vocab_size"),
+        "max_position_embeddings": sizes.get("max_position_embeddings"),
         "max_length": tok.max_length,
         "max_length_source": tok.max_length_resolution.source,
         "tokenizer": tok.source,
