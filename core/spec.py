@@ -415,7 +415,16 @@ def apply_overrides(spec: ModelSpec, overrides: Mapping[str, Any], registry: Any
             pending_options[key] = value
     if pending_options:
         _route_options(data, pending_options, registry)
-    return ModelSpec.from_data(data, source="spec with overrides")
+    updated = ModelSpec.from_data(data, source="spec with overrides")
+    # The round trip writes every component out; those neither the spec nor an override chose
+    # stay unset, so the family's defaults still apply to them (validate_components).
+    touched = {k for k in overrides if k in COMPONENT_KINDS}
+    touched |= {k.split(".")[1] for k in overrides if k.startswith("components.") and k.count(".") >= 1}
+    touched |= {kind for kind in COMPONENT_KINDS
+                if (data["components"].get(kind) or {}) != (spec.components.model_dump(mode="json").get(kind) or {})}
+    unset = {"embedding", "layer", "pooler"} - set(spec.components.model_fields_set) - touched
+    updated.components.__pydantic_fields_set__.difference_update(unset)
+    return updated
 
 
 def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:

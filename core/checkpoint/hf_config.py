@@ -61,7 +61,11 @@ def spec_from_config(config: Mapping[str, Any], registry: Registry, **fields: An
     family = family_of(config, registry)
     data = family.spec_fields(config)
     data["model_type"] = family.model_type
-    return ModelSpec.from_hf_config(data, **fields)
+    # config.json values that are component options (ModernBERT's window, rope thetas) come back as
+    # components; what a bertzoo save recorded and the head choice win over them
+    from_config = data.pop("components", None) or {}
+    components = {**from_config, **(fields.pop("components", None) or {})}
+    return ModelSpec.from_hf_config(data, **fields, **({"components": components} if components else {}))
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -276,7 +280,7 @@ def hf_config_for(model: nn.Module, registry: Registry | None = None) -> dict[st
         if hasattr(head_cls, "hf_config_from_options"):
             config.update(head_cls.hf_config_from_options(head_options))
         components["head"] = {"name": record.full_name, "options": head_options}
-    config = family.hf_config(config)
+    config = family.hf_config({**config, "components": components})
     config.update(architectures=[architecture], model_type=family.model_type, dtype=_dtype_name(model))
     # transformers ignores unknown keys; this keeps attention/pooler choices across a bertzoo round trip
     config["bertzoo"] = {"version": __version__, "name": spec.name, "components": components}

@@ -81,7 +81,7 @@ def answer(
                                        stride=stride)[0]
     windows = [first, *first.overflowing]
     best: tuple[float, int, int] | None = None
-    enc = token_ids_of(windows, pairs=True)
+    enc = token_ids_of(windows, pairs=engine.tokenizer.token_types)  # type ids only where the family takes them
     for i, (start, end) in per_text_rows(engine, enc, "span_logits", batch_tokens=batch_tokens, progress=False,
                                          threads=threads):
         encoding = windows[i]
