@@ -71,16 +71,27 @@ class Family:
 
     # -- config.json ------------------------------------------------------------------------------
     def spec_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Spec fields from a ``config.json`` dict (BertConfig's names unless the family maps its own)."""
+        """Spec fields from a ``config.json`` dict (BertConfig's names unless the family maps its own).
+
+        A family whose config holds component options (ModernBERT's window, rotary bases) returns
+        them under ``"components"``: ``{kind: {"name": ..., "options": {...}}}``; choices a bertzoo
+        save recorded win over them.
+        """
         if self.spec_from_hf is None:
             return dict(config)
         return dict(_load(self.spec_from_hf)(config))
 
     def hf_config(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """``config.json`` entries for spec fields (the reverse of :meth:`spec_fields`)."""
+        """``config.json`` entries for spec fields (the reverse of :meth:`spec_fields`).
+
+        ``fields`` may carry the spec's ``"components"`` (JSON form) for a family that writes
+        component options back into config.json; they never reach the file as such.
+        """
         if self.hf_from_spec is None:
-            return dict(fields)
-        return dict(_load(self.hf_from_spec)(dict(fields)))
+            return {k: v for k, v in fields.items() if k != "components"}
+        out = dict(_load(self.hf_from_spec)(dict(fields)))
+        out.pop("components", None)
+        return out
 
     # -- checkpoint keys ----------------------------------------------------------------------------
     @property
