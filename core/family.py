@@ -48,6 +48,8 @@ class Family:
         components: default component names per kind (``embedding``, ``layer``, ``pooler``;
             ``pooler: None`` = the family's trunk has none).
         token_types: whether the model takes ``token_type_ids`` (its tokenizer returns them).
+        positions_from_pad: positions count from ``pad_token_id + 1`` (RoBERTa's rule), so the
+            longest input is ``max_position_embeddings - pad_token_id - 1`` tokens.
         key_renames: ``(file_prefix, internal_prefix)`` pairs applied to trunk keys (without the
             base prefix), e.g. ``("transformer.", "encoder.")``.
         grouped_layers: file keys name layers as ``encoder.albert_layer_groups.G.albert_layers.K``
@@ -64,6 +66,7 @@ class Family:
     trunk_architecture: str
     components: Mapping[str, str | None] = field(default_factory=dict)
     token_types: bool = True
+    positions_from_pad: bool = False
     key_renames: tuple[tuple[str, str], ...] = ()
     grouped_layers: bool = False
     spec_from_hf: str | Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
