@@ -36,9 +36,10 @@ def check_inputs(
         InputError: the message names the argument, what it is and what it must be.
     """
     H = spec.hidden_size
+    E = getattr(spec, "embedding_size", None) or H  # inputs_embeds are embedding-wide (ELECTRA, ALBERT: E < H)
     if (input_ids is None) == (inputs_embeds is None):
         which = "both" if input_ids is not None else "neither"
-        raise InputError(f"give exactly one of input_ids (B, S) or inputs_embeds (B, S, {H}); got {which}")
+        raise InputError(f"give exactly one of input_ids (B, S) or inputs_embeds (B, S, {E}); got {which}")
     if input_ids is not None:
         expect_tensor("input_ids", input_ids)
         if input_ids.dim() != 2:
@@ -51,8 +52,9 @@ def check_inputs(
     else:
         assert inputs_embeds is not None
         expect_tensor("inputs_embeds", inputs_embeds)
-        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != H:
-            raise InputError(f"inputs_embeds must be (B, S, H={H}), got shape {tuple(inputs_embeds.shape)}")
+        if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != E:
+            width = "E" if E != H else "H"
+            raise InputError(f"inputs_embeds must be (B, S, {width}={E}), got shape {tuple(inputs_embeds.shape)}")
         if not inputs_embeds.is_floating_point():
             raise InputError(f"inputs_embeds must be floating point, got {inputs_embeds.dtype}")
         batch, seq = inputs_embeds.shape[:2]
