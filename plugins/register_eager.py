@@ -18,6 +18,8 @@ EAGER_CAPABILITIES = AttentionCapabilities(
     dtypes=("float32", "bfloat16", "float16", "float64"),
     returns_weights=True,
     head_mask=True,
+    position_bias=True,
+    window=True,
 )
 
 

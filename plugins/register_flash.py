@@ -14,6 +14,8 @@ FLASH_CAPABILITIES = AttentionCapabilities(
     cross_attention=False,  # packed cross-attention would need separate key offsets: not implemented
     kv_cache=False,
     varlen=True,
+    position_bias=True,
+    window=True,
 )
 
 

@@ -10,7 +10,9 @@ from bertzoo.interfaces import AttentionCapabilities
 
 # only what differs from AttentionCapabilities' defaults; like them, no weights and no head_mask
 # (SDPA never forms the probabilities) and padded input only
-SDPA_CAPABILITIES = AttentionCapabilities(dtypes=("float32", "bfloat16", "float16", "float64"))
+SDPA_CAPABILITIES = AttentionCapabilities(
+    dtypes=("float32", "bfloat16", "float16", "float64"), position_bias=True, window=True,
+)
 
 
 @hookimpl

@@ -14,6 +14,17 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_worker() -> None:
+    """Under pytest-xdist (the README's test command runs ``-n 2``) each worker computes with one
+    torch thread: two workers fill the two cores, and tiny test tensors would otherwise spend
+    their time at OpenMP barriers. Subprocesses the tests start keep torch's default."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def plugin_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of throwaway plugin distributions (``*.dist-info`` + modules), copied from

@@ -3,7 +3,8 @@
 ``--output DIR/`` (a trailing slash, an existing folder, or no suffix) streams instead: the
 ``--input`` file (``.txt``, ``.jsonl`` or ``.parquet``) is scanned, then read lazily into
 numbered shards plus ``manifest.json``, and ``--resume`` continues a killed run (see
-:mod:`bertzoo.corpus`).
+:mod:`bertzoo.corpus`). ``--engine ray`` runs the embedding on a Ray cluster and writes the same
+folder (see :mod:`bertzoo.integrations.ray_corpus`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,33 @@ def _embed_to_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_to_folder_ray(args: argparse.Namespace) -> int:
+    from bertzoo.corpus import MANIFEST
+    from bertzoo.integrations.ray_corpus import RayOptions, embed_to_folder_ray
+
+    if args.texts or args.input is None or args.input == "-":
+        raise InputError("--engine ray embeds files: give them with --input FILE|DIR|GLOB (.txt, .jsonl or .parquet)")
+    args.resumable_folder = args.output  # a failure from here on ends with the --resume hint (cli._errors)
+    sizes = {name: value for name, value in (("shard_size", args.shard_size), ("chunk_size", args.chunk_size))
+             if value is not None}
+    options = run_options(args)
+    ray_options = RayOptions(actors=args.ray_actors, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus)
+    with warnings_to_stderr():
+        manifest = embed_to_folder_ray(
+            args.input, args.output, args.model, field=args.field, max_line_bytes=args.max_line_bytes,
+            resume=args.resume, format=args.format, truncate=args.truncate, normalize=args.normalize, dim=args.dim,
+            precision=args.precision, say=_say, ray_options=ray_options, **sizes, **options,
+        )
+    print(f"bertzoo: wrote {manifest['rows_done']:,} x {manifest['output']['dimension']} {args.precision} embeddings "
+          f"in {len(manifest['shards'])} shards to {args.output} ({MANIFEST})", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        if not is_folder_output(args.output):
+            raise InputError("--engine ray writes a shard folder: give it with --output DIR/")
+        return _embed_to_folder_ray(args)
     if is_folder_output(args.output):
         return _embed_to_folder(args)
     if args.resume:
@@ -143,4 +170,14 @@ def add_parser(subparsers: Any) -> None:
     shards.add_argument("--format", default="npy", metavar="FORMAT",
                         choices=module_choices("bertzoo.corpus.shards", "SHARD_FORMATS"),
                         help="%(choices)s; shard files: npy (vectors + row records) or parquet (needs pyarrow)")
+    engine = p.add_argument_group("engine (--output DIR/)")
+    engine.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="local (this process, default) or ray: the embedding runs on the Ray cluster named by "
+                             "RAY_ADDRESS (else a local one started for the run); --input may then be a folder or a "
+                             "glob; the folder and manifest are the same (pip install 'bertzoo[ray]'; docs/ray.md)")
+    engine.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                        help="actors, each with one loaded model (default: the cluster's CPUs, or GPUs, per actor)")
+    engine.add_argument("--ray-cpus", type=float, default=1, metavar="N", help="CPUs per actor (default 1)")
+    engine.add_argument("--ray-gpus", type=float, default=0, metavar="N",
+                        help="GPUs per actor (default 0; 1 runs each actor on its own GPU)")
     p.set_defaults(func=run)

@@ -34,7 +34,12 @@ def check_record(record: Any) -> str | None:
 
     try:
         target = record.load()
-        if record.kind != "preset" and not callable(target):
+        if record.kind == "family":
+            from bertzoo.family import Family
+
+            if not isinstance(target, Family):
+                return f"target {record.target!r} is a {type(target).__name__}, not a bertzoo.family.Family"
+        elif record.kind != "preset" and not callable(target):
             return f"target {record.target!r} is a {type(target).__name__}, not a class or factory"
         options = record.options_model()
     except Exception as exc:  # whatever the plugin's module raises is the finding

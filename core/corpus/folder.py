@@ -28,93 +28,19 @@ cut at the same rows and each is computed the same way), apart from the manifest
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bertzoo.corpus.guards import check_folder_output
 from bertzoo.corpus.lock import FolderLock
-from bertzoo.corpus.manifest import (
-    check_resumable,
-    create_folder,
-    model_fingerprint,
-    new_manifest,
-    now,
-    prepare_folder,
-    tally,
-    write_manifest,
-)
-from bertzoo.corpus.shards import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, row_dtype, shard_format, write_shard
+from bertzoo.corpus.manifest import create_folder, prepare_folder
+from bertzoo.corpus.run import Position, input_record, next_chunk_rows, start_manifest, write_shards
+from bertzoo.corpus.shards import DEFAULT_FORMAT, DEFAULT_SHARD_SIZE, shard_format
 from bertzoo.corpus.sources import InputSource
-from bertzoo.corpus.stream import (
-    DEFAULT_CHUNK_SIZE,
-    StreamChunk,
-    StreamOptions,
-    embed_chunk,
-)
+from bertzoo.corpus.stream import DEFAULT_CHUNK_SIZE, StreamChunk, StreamOptions, embed_chunk
 from bertzoo.errors import InputError
-from bertzoo.inference.vectors import STORED_DTYPES, check_output_options, stored_width
-
-
-@dataclass
-class _Shard:
-    """The rows of one shard being filled, in stored form."""
-
-    index: int
-    start: int
-    chunks: list[StreamChunk] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return sum(len(c) for c in self.chunks)
-
-    def tokens(self) -> np.ndarray:
-        return np.concatenate([c.tokens for c in self.chunks])
-
-    def arrays(self, precision: str) -> tuple[np.ndarray, np.ndarray]:
-        vectors = np.concatenate([c.vectors for c in self.chunks])
-        rows = np.empty(self.count, dtype=row_dtype(precision))
-        rows["row"] = np.arange(self.start, self.start + self.count)
-        rows["tokens"] = self.tokens()
-        rows["truncated"] = np.concatenate([c.truncated for c in self.chunks])
-        if precision == "int8":
-            rows["scale"] = np.concatenate([c.scales for c in self.chunks if c.scales is not None])
-        return vectors, rows
-
-
-class _Progress:
-    """texts/s (tqdm's rate and ETA) plus tokens/s, on stderr; off unless asked or on a terminal."""
-
-    def __init__(self, total: int | None, initial: int, show: bool | None) -> None:
-        if show is None:
-            isatty = getattr(sys.stderr, "isatty", None)
-            show = bool(isatty and isatty())
-        self.bar: Any = None
-        self.tokens = 0
-        self.t0 = time.perf_counter()
-        if show:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="texts", unit_scale=True, desc="embed",
-                            file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
-
-    def update(self, texts: int, tokens: int) -> None:
-        if self.bar is None:
-            return
-        self.tokens += tokens
-        rate = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.set_postfix_str(f"{rate:,.0f} tokens/s", refresh=False)
-        self.bar.update(texts)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def embed_to_folder(
@@ -157,140 +83,66 @@ def embed_to_folder(
     """
     say = say or (lambda message: None)
     root = Path(folder)
-    shard_format(format).check_available()
-    if shard_size < 1 or chunk_size < 1:
-        raise InputError(f"shard_size={shard_size} and chunk_size={chunk_size} must be at least 1")
-    stream_options = StreamOptions(truncate, normalize, dim, precision, batch_tokens)
-    stream_options.check()
+    stream_options = check_job_options(format, shard_size, chunk_size, truncate, normalize, dim, precision,
+                                       batch_tokens)
     if resume and source.path == "-":
         raise InputError("--resume needs an input file: stdin cannot be read again; write it to a file first")
     check_folder_output(root, inputs=(source.path,))
     create_folder(root)
     with FolderLock(root):
         previous = prepare_folder(root, resume)
-        pipe = _load_pipeline("embed", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                              device=device)
-        manifest = _start(root, source, pipe, previous, model, stream_options, say, format=format,
-                          shard_size=shard_size, chunk_size=chunk_size)
+        pipe = load_pipeline("embed", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
+                             device=device)
+        manifest = start_manifest(root, input_record(source), pipe, previous, model, stream_options, say,
+                                  format=format, shard_size=shard_size, chunk_size=chunk_size)
         if manifest["complete"]:
             say(f"{root} is already complete ({manifest['rows_done']:,} rows)")
             return manifest
-        return _run(root, source, pipe, manifest, stream_options, say, shard_size=shard_size,
-                    chunk_size=chunk_size, threads=threads, progress=progress)
+        chunks = _local_chunks(source, pipe, manifest, stream_options, shard_size=shard_size, chunk_size=chunk_size,
+                               threads=threads)
+        return write_shards(root, manifest, chunks, stream_options, say, shard_size=shard_size, progress=progress)
 
 
-def _load_pipeline(task: str, model: str | os.PathLike[str] | None, **options: Any) -> Any:
+def check_job_options(format: str, shard_size: int, chunk_size: int, truncate: str, normalize: bool | None,
+                      dim: int | None, precision: str, batch_tokens: int | None) -> StreamOptions:
+    """The options of a folder job, checked before anything is read or written (every engine calls it).
+
+    Raises:
+        InputError: an unknown or unavailable format, sizes under 1, a bad policy or precision.
+    """
+    shard_format(format).check_available()
+    if shard_size < 1 or chunk_size < 1:
+        raise InputError(f"shard_size={shard_size} and chunk_size={chunk_size} must be at least 1")
+    stream_options = StreamOptions(truncate, normalize, dim, precision, batch_tokens)
+    stream_options.check()
+    return stream_options
+
+
+def load_pipeline(task: str, model: str | os.PathLike[str] | None, **options: Any) -> Any:
     """:func:`bertzoo.inference.pipeline.get_pipeline`, imported when a job starts (it is heavy)."""
     from bertzoo.inference.pipeline import get_pipeline as load
 
     return load(task, model, **options)
 
 
-def _start(root: Path, source: InputSource, pipe: Any, previous: dict[str, Any] | None,
-           model: str | os.PathLike[str] | None, stream_options: StreamOptions, say: Callable[[str], None], *,
-           format: str, shard_size: int, chunk_size: int) -> dict[str, Any]:
-    """The manifest this run continues (checked against ``previous``) or starts; the input is scanned here."""
-    from bertzoo import __version__
-    from bertzoo.inference.batching import DEFAULT_BATCH_TOKENS
-
-    truncate, normalize, dim, precision, batch_tokens = (
-        stream_options.truncate, stream_options.normalize, stream_options.dim, stream_options.precision,
-        stream_options.batch_tokens)
-    width = check_output_options(pipe.dimension, dim, precision)
-    options = {
-        "compute": pipe.options.compute, "head": pipe.options.head, "truncate": truncate,
-        "normalize": bool(pipe.embedding_normalize) if normalize is None else bool(normalize),
-        "dim": width, "precision": precision, "format": format, "shard_size": shard_size, "chunk_size": chunk_size,
-        "batch_tokens": DEFAULT_BATCH_TOKENS if batch_tokens is None else int(batch_tokens),
-    }
-    model_record = {
-        "name": None if model is None else str(model), "folder": str(pipe.folder),
-        "fingerprint": model_fingerprint(pipe.folder), "dimension": pipe.dimension,
-        "normalizes": bool(pipe.embedding_normalize),
-        "max_length": pipe.max_length, "max_length_source": pipe.tokenizer.max_length_resolution.source,
-    }
-    if source.path == "-":
-        input_record: dict[str, Any] = {"path": "-", "format": source.format, "field": source.field, "rows": None,
-                                        "bytes": None, "sha256": None}
-    else:
-        input_record = {"path": source.path, "format": source.format, "field": source.field, **source.scan()}
-    if previous is not None:
-        check_resumable(root, previous, model_record, options, input_record)
-        manifest = previous
-        say(f"resuming {root}: {manifest['rows_done']:,} of {input_record['rows']:,} rows done "
-            f"in {len(manifest['shards'])} shards")
-    else:
-        output = {"dimension": width, "dtype": STORED_DTYPES[precision],
-                  "stored_width": stored_width(width, precision), "layout": shard_format(format).layout(precision)}
-        manifest = new_manifest(model=model_record, options=options, source=input_record, output=output,
-                                policy=truncate, max_length=pipe.max_length)
-    manifest["bertzoo_version"] = __version__
-    manifest["timing"]["runs"] += 1
-    return manifest
-
-
-def _run(root: Path, source: InputSource, pipe: Any, manifest: dict[str, Any], stream_options: StreamOptions,
-         say: Callable[[str], None], *, shard_size: int, chunk_size: int, threads: int | None,
-         progress: bool | None) -> dict[str, Any]:
-    """Write the shards after the manifest's last one, then the finished manifest."""
-    precision, fmt = stream_options.precision, manifest["options"]["format"]
-    write_manifest(root, manifest)
-    t0 = time.perf_counter()
-    seconds_before = float(manifest["timing"]["seconds"])
+def _local_chunks(source: InputSource, pipe: Any, manifest: dict[str, Any], stream_options: StreamOptions, *,
+                  shard_size: int, chunk_size: int, threads: int | None) -> Iterator[tuple[StreamChunk, Position]]:
+    """The chunks after the manifest's last shard, read lazily from ``source`` and embedded in this process."""
     last = manifest["shards"][-1] if manifest["shards"] else None
     offset, line = (last["input_end"]["offset"], last["input_end"]["line"]) if last else (0, 1)
     rows_iter = source.rows(offset=offset, line=line)
-    bar = _Progress(manifest["input"]["rows"], manifest["rows_done"], progress)
-    try:
-        while True:
-            shard = _Shard(len(manifest["shards"]), manifest["rows_done"])
-            end = offset, line
-            while shard.count < shard_size:
-                take = min(chunk_size, shard_size - shard.count)
-                batch = list(islice(rows_iter, take))
-                if not batch:
-                    break
-                end = batch[-1][1], batch[-1][2]
-                chunk = embed_chunk(pipe, [t for t, _, _ in batch], shard.start + shard.count, stream_options,
-                                    threads=threads, where=f" (shard {shard.index})")
-                shard.chunks.append(chunk)
-                bar.update(len(chunk), int(np.minimum(chunk.tokens, pipe.max_length).sum()))
-                if len(batch) < take:
-                    break
-            if shard.count == 0:
-                break
-            files = write_shard(root, shard.index, *shard.arrays(precision), precision, fmt)
-            tokens = shard.tokens()
-            manifest["shards"].append({
-                "index": shard.index, "rows": [shard.start, shard.start + shard.count], "count": shard.count,
-                "files": files, "input_end": {"offset": int(end[0]), "line": int(end[1])},
-                "tokens": int(tokens.sum()), "longest": int(tokens.max()),
-                "over_max_length": int(np.count_nonzero(tokens > pipe.max_length)),
-            })
-            offset, line = end
-            manifest["rows_done"] = shard.start + shard.count
-            tally(manifest)
-            manifest["timing"]["seconds"] = round(seconds_before + time.perf_counter() - t0, 3)
-            write_manifest(root, manifest)
-            if shard.count < shard_size:
-                break
-    except KeyboardInterrupt:
-        say(f"interrupted after {manifest['rows_done']:,} rows in {len(manifest['shards'])} complete shards; "
-            "run the same command with --resume to continue")
-        raise
-    finally:
-        bar.close()
-    if manifest["input"]["rows"] is None:
-        manifest["input"]["rows"] = manifest["rows_done"]
-    manifest["complete"] = True
-    tally(manifest)
-    manifest["timing"]["seconds"] = round(seconds_before + time.perf_counter() - t0, 3)
-    manifest["timing"]["finished"] = now()
-    write_manifest(root, manifest)
-    summary = manifest["truncation"]["summary"]
-    if summary and stream_options.truncate in ("warn", "chunk"):
-        say(("warning: " if stream_options.truncate == "warn" else "") + summary)
-    return manifest
+    row = manifest["rows_done"]
+    while True:
+        take = next_chunk_rows(row, shard_size, chunk_size)
+        batch = list(islice(rows_iter, take))
+        if not batch:
+            return
+        chunk = embed_chunk(pipe, [t for t, _, _ in batch], row, stream_options, threads=threads,
+                            where=f" (shard {row // shard_size})")
+        yield chunk, {"offset": batch[-1][1], "line": batch[-1][2]}
+        row += len(batch)
+        if len(batch) < take:
+            return
 
 
-__all__ = ["embed_to_folder"]
+__all__ = ["check_job_options", "embed_to_folder", "load_pipeline"]
