@@ -43,6 +43,7 @@ _LAZY = {
     "Pipeline": "bertzoo.inference.pipeline",
     "embed_stream": "bertzoo.corpus",
     "Tokenizer": "bertzoo.inference.tokenizer",
+    "train": "bertzoo.train",
 }
 
 

@@ -43,6 +43,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bertzoo.cli.token_classify",
     "bertzoo.cli.answer",
     "bertzoo.cli.info",
+    "bertzoo.cli.serve",
+    "bertzoo.cli.train",
 )
 
 
