@@ -115,8 +115,9 @@ def from_pretrained(
         overrides = {"attention": attention, **overrides}
     spec = resolve_spec(spec, overrides, reg)
     final_options = dict(spec.components.head.options) if spec.components.head is not None else {}
+    # an option override re-initialises the head's classifier only when it changes what the checkpoint says
     changed_head = any(final_options.get(k) != v for k, v in config_options.items()) or any(
-        k in final_options for k in overrides)
+        k in final_options and k not in config_options for k in overrides)
     reinitialize = classifier_keys(head_cls) if changed_head else ()
     # A config.json's sizes are checked before gigabytes of weights are read or modules are built.
     limits = {"max_parameters": max_parameters, "max_layers": max_layers}
