@@ -1,13 +1,20 @@
-"""WordPiece tokenization on HuggingFace ``tokenizers`` (the Rust library), shaped for batch inference.
+"""Tokenization on HuggingFace ``tokenizers`` (the Rust library), shaped for batch inference.
 
 ``Tokenizer.from_folder(path)`` reads, in this order:
 
-1. ``tokenizer.json`` — the full pipeline. Its baked-in truncation and padding are cleared
-   (all-MiniLM-L6-v2's file pads every text to 128 and truncates at 128, which is not the
-   sentence-transformers recipe); this class applies its own per call.
+1. ``tokenizer.json`` — the full pipeline (WordPiece, byte-level BPE, SentencePiece Unigram, with
+   the family's pair template, e.g. RoBERTa's ``<s> A </s></s> B </s>``). Its baked-in truncation
+   and padding are cleared (all-MiniLM-L6-v2's file pads every text to 128 and truncates at 128,
+   which is not the sentence-transformers recipe); this class applies its own per call.
 2. otherwise ``vocab.txt`` + ``tokenizer_config.json`` (``do_lower_case``, ``strip_accents``,
    ``tokenize_chinese_chars``, special tokens), built into the same pipeline as transformers'
    ``BertTokenizer``: BertNormalizer → BertPreTokenizer → WordPiece → ``[CLS] A [SEP] (B [SEP])``.
+3. otherwise ``vocab.json`` + ``merges.txt``: RoBERTa's byte-level BPE with ``RobertaProcessing``.
+   A SentencePiece model without ``tokenizer.json`` is refused with the one-line fix.
+
+Token type ids are returned only when the model's family takes them (``Family.token_types`` of
+config.json's ``model_type``: BERT and ELECTRA yes, RoBERTa and XLM-R no, as transformers'
+tokenizers); otherwise ``token_type_ids`` are zeros and left out of the model inputs.
 
 The maximum length (special tokens included) is resolved once per folder as the smallest of the
 model's ``max_position_embeddings`` (config.json), sentence-transformers' ``max_seq_length``
@@ -45,8 +52,12 @@ from bertzoo.inference.tokenizer_files import (
     _added_special_tokens,
     _read_json,
     _special_tokens,
+    build_byte_level_bpe,
     build_wordpiece,
     resolve_max_length,
+    resolve_specials,
+    sentencepiece_only_error,
+    takes_token_types,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,12 +73,14 @@ class BatchEncoding:
     Attributes:
         input_ids: [B, T] int64, padded with the pad id.
         attention_mask: [B, T] int64, 1 on real tokens.
-        token_type_ids: [B, T] int64, 1 on the second text of a pair.
+        token_type_ids: [B, T] int64, 1 on the second text of a pair (zeros for families
+            without token types).
         lengths: [B] int64, tokens kept per text (special tokens included).
         truncated: [B] bool, whether the text lost tokens to truncation.
         offsets: [B, T, 2] int64 character spans into each original string, (0, 0) for special
             and pad tokens; None unless asked for. In a pair, spans of the second text index
             into the second string.
+        has_token_types: whether the model takes ``token_type_ids`` (see ``model_inputs``).
     """
 
     input_ids: torch.Tensor
@@ -76,14 +89,14 @@ class BatchEncoding:
     lengths: torch.Tensor
     truncated: torch.Tensor
     offsets: torch.Tensor | None = None
+    has_token_types: bool = True
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        """The keyword arguments a BERT forward takes."""
-        return {
-            "input_ids": self.input_ids,
-            "attention_mask": self.attention_mask,
-            "token_type_ids": self.token_type_ids,
-        }
+        """The keyword arguments the model's forward takes (``token_type_ids`` only if it has them)."""
+        inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.has_token_types:
+            inputs["token_type_ids"] = self.token_type_ids
+        return inputs
 
 
 @dataclass
@@ -94,7 +107,8 @@ class TokenIds:
         ids: per-text token id lists (special tokens included).
         lengths: [N] int64 array, ``len(ids[i])``.
         truncated: [N] bool array.
-        type_ids: per-text token type lists for sentence pairs; None for single texts (all zeros).
+        type_ids: per-text token type lists for sentence pairs; None for single texts and for
+            families without token types (all zeros).
     """
 
     ids: list[list[int]]
@@ -128,13 +142,14 @@ class FittedIds:
 
 
 class Tokenizer:
-    """A BERT WordPiece tokenizer with a resolved maximum length.
+    """A tokenizer (any ``tokenizers`` pipeline) with a resolved maximum length.
 
     Args:
         backend: a ``tokenizers.Tokenizer`` (its own truncation and padding are cleared).
         max_length: the resolution of the maximum length (see ``MaxLengthResolution``).
         special_tokens: ``{"cls"|"sep"|"pad"|"mask"|"unk": token string}``.
         source: where the tokenizer came from, for messages.
+        token_types: whether the model takes token type ids (False: none are returned).
     """
 
     def __init__(
@@ -143,12 +158,14 @@ class Tokenizer:
         max_length: MaxLengthResolution,
         special_tokens: dict[str, str] | None = None,
         source: str = "<memory>",
+        token_types: bool = True,
     ) -> None:
         backend.no_truncation()
         backend.no_padding()
         self.backend = backend
         self.max_length_resolution = max_length
         self.source = source
+        self.token_types = token_types
         self.special_tokens = {**SPECIAL_DEFAULTS, **(special_tokens or {})}
         ids = {role: backend.token_to_id(tok) for role, tok in self.special_tokens.items()}
         self.cls_id: int | None = ids["cls"]
@@ -164,18 +181,22 @@ class Tokenizer:
 
     @classmethod
     def from_folder(
-        cls, path: str | Path, max_length: int | None = None, max_positions: int | None = None
+        cls, path: str | Path, max_length: int | None = None, max_positions: int | None = None,
+        token_types: bool | None = None,
     ) -> Tokenizer:
         """Load the tokenizer of a model folder (HF or sentence-transformers layout).
 
         Args:
-            path: folder with ``tokenizer.json``, or ``vocab.txt`` (+ ``tokenizer_config.json``).
+            path: folder with ``tokenizer.json``, or ``vocab.txt`` (+ ``tokenizer_config.json``),
+                or ``vocab.json`` + ``merges.txt``.
             max_length: an explicit maximum length; must not exceed the model's positions.
             max_positions: the model's ``max_position_embeddings``; read from the folder's
-                ``config.json`` when not given.
+                ``config.json`` when not given (less RoBERTa's position offset for its families).
+            token_types: whether to return token type ids; None = as the folder's model family.
 
         Raises:
-            CheckpointError: the folder is missing, has no tokenizer files, or a file is unreadable.
+            CheckpointError: the folder is missing, has no tokenizer files (or only a SentencePiece
+                model), or a file is unreadable.
             InputError: ``max_length`` is not positive or exceeds the model's positions.
         """
         folder = Path(path)
@@ -207,16 +228,27 @@ class Tokenizer:
                 extra_special_tokens=_added_special_tokens(config),
             )
             source = str(folder / "vocab.txt")
+        elif (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            backend = build_byte_level_bpe(
+                folder / "vocab.json", folder / "merges.txt", special_tokens=special,
+                add_prefix_space=bool(config.get("add_prefix_space", False)),
+                trim_offsets=bool(config.get("trim_offsets", True)),
+                extra_special_tokens=_added_special_tokens(config),
+            )
+            source = str(folder / "vocab.json")
+        elif (error := sentencepiece_only_error(folder)) is not None:
+            raise error
         else:
             present = sorted(p.name for p in folder.iterdir())[:12]
             raise CheckpointError(
-                f"no tokenizer in {str(folder)!r}: expected tokenizer.json, or vocab.txt with "
-                f"tokenizer_config.json (found: {', '.join(present) or 'nothing'}); copy the "
+                f"no tokenizer in {str(folder)!r}: expected tokenizer.json, vocab.txt with "
+                f"tokenizer_config.json, or vocab.json with merges.txt (found: {', '.join(present) or 'nothing'}); copy the "
                 "tokenizer files of the model into this folder"
             )
 
         resolution = resolve_max_length(folder, config, max_length=max_length, max_positions=max_positions)
-        return cls(backend, resolution, special, source=source)
+        types = takes_token_types(folder) if token_types is None else bool(token_types)
+        return cls(backend, resolution, resolve_specials(backend, special), source=source, token_types=types)
 
     # -- properties -------------------------------------------------------------------------
 
@@ -298,7 +330,7 @@ class Tokenizer:
         ids = [e.ids for e in encodings]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(ids))
-        has_pairs = any(not isinstance(t, str) for t in texts)
+        has_pairs = self.token_types and any(not isinstance(t, str) for t in texts)
         type_ids = [e.type_ids for e in encodings] if has_pairs else None
         return TokenIds(ids=ids, lengths=lengths, truncated=truncated, type_ids=type_ids)
 
@@ -325,7 +357,7 @@ class Tokenizer:
         """
         encodings = self._encode(texts, max_length, truncation, offsets=return_offsets)
         ids = [e.ids for e in encodings]
-        type_ids = [e.type_ids for e in encodings]
+        type_ids = [e.type_ids for e in encodings] if self.token_types else None
         input_ids, attention_mask, token_type_ids = self.pad(ids, type_ids, pad_to_multiple_of=pad_to_multiple_of)
         lengths = attention_mask.sum(dim=1)
         truncated = torch.tensor([bool(e.overflowing) for e in encodings], dtype=torch.bool)
@@ -335,7 +367,8 @@ class Tokenizer:
             flat = list(chain.from_iterable(e.offsets for e in encodings))
             if flat:
                 offsets[attention_mask.bool()] = torch.tensor(flat, dtype=torch.int64)
-        return BatchEncoding(input_ids, attention_mask, token_type_ids, lengths, truncated, offsets)
+        return BatchEncoding(input_ids, attention_mask, token_type_ids, lengths, truncated, offsets,
+                             has_token_types=self.token_types)
 
     def pad(
         self,
@@ -448,12 +481,12 @@ class Tokenizer:
     # -- inspection ---------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[str]:
-        """The WordPiece tokens of one text, special tokens included (not truncated)."""
+        """The tokens of one text, special tokens included (not truncated)."""
         self._set_truncation(self.max_length, False)
         return list(self.backend.encode(text).tokens)
 
     def decode(self, ids: Sequence[int] | torch.Tensor, *, skip_special_tokens: bool = True) -> str:
-        """Ids back to text (``##`` pieces joined, specials dropped by default)."""
+        """Ids back to text (pieces joined by the pipeline's decoder, specials dropped by default)."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
         return str(self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens))

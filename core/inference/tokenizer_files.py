@@ -1,6 +1,10 @@
-"""Reading a model folder's tokenizer files: the WordPiece pipeline from vocab.txt, the maximum length.
+"""Reading a model folder's tokenizer files: pipelines built from vocabulary files, special tokens,
+token types, the maximum length.
 
-Used by :class:`bertzoo.inference.tokenizer.Tokenizer.from_folder`.
+Used by :class:`bertzoo.inference.tokenizer.Tokenizer.from_folder`. Without ``tokenizer.json``:
+``vocab.txt`` builds BERT's WordPiece pipeline, ``vocab.json`` + ``merges.txt`` RoBERTa's
+byte-level BPE (``<s> A </s></s> B </s>``); a SentencePiece model alone is refused with the
+command that writes ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import tokenizers
 from tokenizers import decoders, normalizers, pre_tokenizers, processors
-from tokenizers.models import WordPiece
+from tokenizers.models import BPE, WordPiece
 
 from bertzoo.errors import CheckpointError, InputError
 
@@ -24,6 +28,10 @@ logger = logging.getLogger(__name__)
 _SANE_MODEL_MAX_LENGTH = 1_000_000
 
 SPECIAL_DEFAULTS = {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]", "unk": "[UNK]"}
+# fairseq-style names (RoBERTa, XLM-R, ...), used for a role whose BERT name is not in the vocabulary
+SPECIAL_ALTERNATES = {"cls": "<s>", "sep": "</s>", "pad": "<pad>", "mask": "<mask>", "unk": "<unk>"}
+BYTE_LEVEL_DEFAULTS = dict(SPECIAL_ALTERNATES)
+SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
 
 @dataclass(frozen=True)
 class MaxLengthResolution:
@@ -107,6 +115,98 @@ def build_wordpiece(
     return backend
 
 
+def build_byte_level_bpe(
+    vocab: str | Path,
+    merges: str | Path,
+    *,
+    special_tokens: dict[str, str] | None = None,
+    add_prefix_space: bool = False,
+    trim_offsets: bool = True,
+    extra_special_tokens: Sequence[str] = (),
+) -> tokenizers.Tokenizer:
+    """RoBERTa's byte-level BPE from ``vocab.json`` + ``merges.txt``, as transformers' ``RobertaTokenizer``
+    builds it: BPE (no prefix/suffix, no unk fusing) → ByteLevel pre-tokenizer and decoder →
+    ``RobertaProcessing`` (``<s> A </s>``, pair ``<s> A </s></s> B </s>``, type ids all 0).
+
+    Raises:
+        CheckpointError: a file cannot be read, or the vocabulary lacks ``<s>`` / ``</s>``.
+    """
+    special = {**BYTE_LEVEL_DEFAULTS, **(special_tokens or {})}
+    try:
+        vocab_map, merge_list = BPE.read_file(str(vocab), str(merges))
+    except Exception as err:
+        raise CheckpointError(
+            f"cannot read {str(vocab)!r} / {str(merges)!r}: {err}; re-download vocab.json and merges.txt"
+        ) from err
+    missing = [special[r] for r in ("cls", "sep") if special[r] not in vocab_map]
+    if missing:
+        raise CheckpointError(
+            f"vocabulary {str(vocab)!r} lacks the special token(s) {missing}; set cls_token/sep_token in "
+            "tokenizer_config.json to the tokens it uses"
+        )
+    backend = tokenizers.Tokenizer(BPE(vocab_map, merge_list, continuing_subword_prefix="", end_of_word_suffix="",
+                                       fuse_unk=False))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+    backend.decoder = decoders.ByteLevel()
+    cls_tok, sep_tok = special["cls"], special["sep"]
+    backend.post_processor = processors.RobertaProcessing(
+        (sep_tok, vocab_map[sep_tok]), (cls_tok, vocab_map[cls_tok]), trim_offsets=trim_offsets,
+        add_prefix_space=add_prefix_space,
+    )
+    specials = [tok for tok in dict.fromkeys([*special.values(), *extra_special_tokens]) if tok in vocab_map]
+    backend.add_special_tokens([tokenizers.AddedToken(tok, special=True, normalized=False) for tok in specials])
+    return backend
+
+
+def sentencepiece_only_error(folder: Path) -> CheckpointError | None:
+    """The error for a folder whose tokenizer is a SentencePiece model without ``tokenizer.json``, or None."""
+    found = [name for name in SENTENCEPIECE_FILES if (folder / name).is_file()]
+    if not found:
+        return None
+    return CheckpointError(
+        f"{str(folder)!r} has a SentencePiece tokenizer ({found[0]}) but no tokenizer.json; bertzoo reads "
+        "tokenizer.json only (no sentencepiece dependency). Write it once with transformers: python -c "
+        f"\"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained({str(folder)!r})"
+        f".save_pretrained({str(folder)!r})\""
+    )
+
+
+def resolve_specials(backend: tokenizers.Tokenizer, given: dict[str, str]) -> dict[str, str]:
+    """The special token of each role: the folder's own (``given``), else BERT's name when the
+    vocabulary has it, else the fairseq name (``<s>``, ``</s>``, ``<pad>``, ``<mask>``, ``<unk>``)
+    when it has that: a tokenizer.json without tokenizer_config.json still finds RoBERTa's tokens."""
+    out = dict(given)
+    for role, bert_name in SPECIAL_DEFAULTS.items():
+        if role in out or backend.token_to_id(bert_name) is not None:
+            continue
+        if backend.token_to_id(SPECIAL_ALTERNATES[role]) is not None:
+            out[role] = SPECIAL_ALTERNATES[role]
+    return out
+
+
+def folder_family(config: dict[str, Any]) -> Any:
+    """The registered :class:`~bertzoo.family.Family` of a ``config.json`` dict's ``model_type``, or
+    None (no model_type, or a family no plugin registers)."""
+    from bertzoo.discovery import get_registry
+    from bertzoo.errors import BertzooError
+    from bertzoo.family import get_family
+
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        return None
+    try:
+        return get_family(model_type, get_registry())
+    except BertzooError:
+        return None
+
+
+def takes_token_types(folder: Path) -> bool:
+    """Whether the folder's model family takes token type ids (``Family.token_types``); True when
+    there is no config or the family is unknown."""
+    family = folder_family(_read_json(folder / "config.json"))
+    return True if family is None else bool(family.token_types)
+
+
 def resolve_max_length(
     folder: Path,
     tokenizer_config: dict[str, Any] | None = None,
@@ -116,8 +216,9 @@ def resolve_max_length(
 ) -> MaxLengthResolution:
     """The smallest of the folder's length limits, and which file set it.
 
-    Candidates: the model's ``max_position_embeddings`` (argument, else config.json),
-    ``sentence_bert_config.json`` ``max_seq_length``, ``tokenizer_config.json`` ``model_max_length``
+    Candidates: the model's ``max_position_embeddings`` (argument, else config.json, less
+    ``pad_token_id + 1`` for families whose positions count from the pad id, ``Family.positions_from_pad``:
+    RoBERTa's 514 give 512), ``sentence_bert_config.json`` ``max_seq_length``, ``tokenizer_config.json`` ``model_max_length``
     (ignored when it is transformers' "no limit" placeholder). An explicit ``max_length`` wins
     but must fit the model's positions. With no candidate at all, 512 (BERT's positions).
 
@@ -128,9 +229,15 @@ def resolve_max_length(
     if max_positions is not None:
         candidates["max_position_embeddings (argument)"] = int(max_positions)
     else:
-        pos = _read_json(folder / "config.json").get("max_position_embeddings")
+        config = _read_json(folder / "config.json")
+        pos = config.get("max_position_embeddings")
         if isinstance(pos, int) and pos > 0:
-            candidates["config.json max_position_embeddings"] = pos
+            pad = config.get("pad_token_id")
+            from_pad = bool(getattr(folder_family(config), "positions_from_pad", False))
+            if from_pad and isinstance(pad, int) and 0 <= pad < pos:
+                candidates["config.json max_position_embeddings - pad_token_id - 1"] = pos - pad - 1
+            else:
+                candidates["config.json max_position_embeddings"] = pos
     seq = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
     if isinstance(seq, int) and seq > 0:
         candidates["sentence_bert_config.json max_seq_length"] = seq
