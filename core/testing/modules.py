@@ -49,7 +49,7 @@ HINTS: dict[str, str] = {
     "builds": "expose word_embeddings as an nn.Embedding(vocab_size, hidden_size)",
     "shapes": "return the interface's shape in the input dtype (bertzoo.interfaces), finite at real positions",
     "inputs-embeds": "with inputs_embeds, skip the word lookup and treat them as word_embeddings(input_ids)",
-    "position-offset": "default positions are arange(S) + past_key_values_length",
+    "position-offset": "default positions are arange(S) + past_key_values_length (+ position_offset)",
     "deterministic-eval": "no randomness in eval mode: use nn.Dropout, or F.dropout(..., training=self.training)",
     "gradients": "every parameter must take part in the forward (delete unused ones) and gradients must be finite",
     "state-dict-keys": "create the same submodules in the same order on every build; keep helper tensors in "
@@ -177,8 +177,10 @@ def _embedding_cases(record: ComponentRecord, options: Mapping[str, Any]) -> lis
         module = _seeded(build).eval()
         with torch.no_grad():
             shifted = run(module, past_key_values_length=3)
-            explicit = run(module, position_ids=torch.arange(3, 3 + S)[None, :])
-        compare("output with past_key_values_length=3 vs position_ids=arange(3, 3+S)", shifted, explicit,
+            # embeddings whose positions start at an offset (RoBERTa's pad + 1) declare it as position_offset
+            offset = int(getattr(module, "position_offset", 0))
+            explicit = run(module, position_ids=torch.arange(3, 3 + S)[None, :] + offset)
+        compare("output with past_key_values_length=3 vs position_ids=arange(3, 3+S) + position_offset", shifted, explicit,
                 atol=TOLERANCES[torch.float32], dims=("batch", "position", "hidden"))
 
     def gradients() -> None:
