@@ -245,3 +245,35 @@ def test_compare_over_batches_of_different_widths() -> None:
     assert c.rows == 6 + 21 and c.passed
     with pytest.raises(BertzooError, match="shapes differ"):
         compare("x", "last_hidden_state", [refs[0][:, :2]], [refs[0]])
+
+
+# Every family verifies with its own transformers class (a WordPiece tokenizer serves them all here:
+# verify checks bertzoo's ids against AutoTokenizer on the same files, then the model math).
+FAMILIES = [
+    ("RobertaForSequenceClassification", "RobertaConfig", {"pad_token_id": 1}),
+    ("XLMRobertaForSequenceClassification", "XLMRobertaConfig", {"pad_token_id": 1}),
+    ("ElectraForSequenceClassification", "ElectraConfig", {"embedding_size": 16}),
+    ("AlbertForSequenceClassification", "AlbertConfig", {"embedding_size": 16, "num_hidden_groups": 1}),
+    ("DistilBertForSequenceClassification", "DistilBertConfig", {}),
+]
+
+
+@pytest.mark.parametrize(("cls_name", "config_name", "extra"), FAMILIES, ids=[f[1][:-6] for f in FAMILIES])
+def test_the_families_verify_clean(tmp_path: Path, cls_name: str, config_name: str, extra: dict[str, Any]) -> None:
+    sizes = {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37} if config_name == "DistilBertConfig" else {
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
+    config = getattr(transformers, config_name)(vocab_size=30522, max_position_embeddings=64, num_labels=3,
+                                                **sizes, **extra)
+    torch.manual_seed(0)
+    model = getattr(transformers, cls_name)(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    folder = tmp_path / config_name
+    model.save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(MINILM / name, folder / name)
+    report = verify(folder, attentions=["bertzoo:eager", "bertzoo:sdpa"])
+    assert report.passed, report.format()
+    assert report.reference_class == cls_name and report.head is not None
+    assert {c.output for c in report.comparisons} >= {"last_hidden_state", "logits"}
