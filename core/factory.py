@@ -10,6 +10,7 @@ the trunk.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,14 @@ def assemble(spec: ModelSpec, registry: Registry | None = None, *, device: Any =
         ) from None
 
 
+def _accepts(target: Any, name: str) -> bool:
+    """Whether ``target`` (a class or function) takes keyword ``name``."""
+    try:
+        return name in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
 def _is_allocation_failure(exc: BaseException) -> bool:
     # torch reports a failed CPU allocation as a RuntimeError ("can't allocate memory") and a CUDA one
     # as OutOfMemoryError (a RuntimeError); other RuntimeErrors are bugs and keep their traceback.
@@ -164,6 +173,9 @@ def _assemble(spec: ModelSpec, registry: Registry | None, *, device: Any, dtype:
     uses_pooler = bool(getattr(head_cls, "uses_pooler", True)) if head_cls is not None else True
 
     embeddings = reg.create("embedding", comps.embedding.name, spec, **comps.embedding.options)
+    layer_cls = reg.get("layer", comps.layer.name).load()
+    # per-layer options (a local window, a rotary base): a layer that takes layer_index gets its index
+    indexed = _accepts(layer_cls, "layer_index")
     layers = [
         reg.create(
             "layer",
@@ -171,14 +183,18 @@ def _assemble(spec: ModelSpec, registry: Registry | None, *, device: Any, dtype:
             spec,
             attention=make_attention(),
             cross_attention=make_attention() if spec.add_cross_attention else None,
+            **({"layer_index": i} if indexed else {}),
             **comps.layer.options,
         )
-        for _ in range(spec.num_layer_modules)  # fewer than the layer calls when layers are shared (ALBERT)
+        for i in range(spec.num_layer_modules)  # fewer than the layer calls when layers are shared (ALBERT)
     ]
+    # pre-LayerNorm blocks: the layer class says which norm follows the last layer (key final_norm)
+    make_final_norm = getattr(layer_cls, "final_norm", None)
+    final_norm = make_final_norm(spec, **comps.layer.options) if callable(make_final_norm) else None
     pooler = None
     if comps.pooler is not None and uses_pooler:
         pooler = reg.create("pooler", comps.pooler.name, spec, **comps.pooler.options)
-    bert = BertModel(spec, embeddings=embeddings, layers=layers, pooler=pooler)
+    bert = BertModel(spec, embeddings=embeddings, layers=layers, pooler=pooler, final_norm=final_norm)
     bert.attention_choice = _reason
     model: nn.Module = bert if head_cls is None else head_cls(bert, spec, **comps.head.options)  # type: ignore[union-attr]
     if init:

@@ -38,6 +38,8 @@ class AttentionCapabilities:
     dropout: bool = True
     varlen: bool = False  # accepts packed [T, h, d] input with cu_seqlens
     padded: bool = True  # accepts padded [B, h, S, d] input
+    position_bias: bool = False  # honours AttentionMask.bias (an additive score bias: MPNet, ALiBi)
+    window: bool = False  # honours AttentionMask.window (local attention: ModernBERT's local layers)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -62,6 +64,14 @@ class AttentionMask:
             float = additive (0 attend, large negative masked), bool = True attend.
         cache: conversions made during this forward (see :mod:`bertzoo.model.masks`: ``boolean_mask``,
             ``additive_mask``, ``empty_rows``); implementations share them across layers.
+        bias: an additive score bias shared by every layer (a position bias: MPNet's relative
+            buckets, ALiBi), added to ``q·kᵀ·scale`` before the mask. Padded: broadcastable to
+            ``(B, h, S, S_k)``; packed: ``(1|h, L, L)`` or ``(1, 1|h, L, L)`` with ``L >= max_seqlen``,
+            and sequence ``i`` (length ``n``) uses the top-left ``n × n`` block (a bias that depends
+            on ``j - i`` only, as relative position biases do). None = no bias.
+        window: local attention: query ``i`` sees key ``j`` only if ``|i + query_offset - j| <=
+            window`` (positions within the sequence; packed: within each sequence). None = all keys.
+            Layers derive a windowed mask with :func:`bertzoo.model.masks.windowed`.
     """
 
     key_padding: Tensor | None = None
@@ -71,6 +81,35 @@ class AttentionMask:
     max_seqlen: int = 0
     explicit: Tensor | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    bias: Tensor | None = None
+    window: int | None = None
+
+
+@dataclass
+class Positions:
+    """Per-forward position information, made once and handed to every layer call as ``positions=``.
+
+    An embedding that needs it defines ``position_state(position_ids, *, max_len, dtype) ->
+    Positions`` (see :meth:`bertzoo.model.BertModel.forward`); the trunk calls it once per forward
+    with each token's position within its sequence and puts :attr:`bias` on the self-attention
+    :class:`AttentionMask`. Layers that do not take ``positions`` never see it.
+
+    Attributes:
+        position_ids: ``(B|1, S)`` padded, or ``(T,)`` packed: each token's position in its sequence.
+        max_len: ``S`` padded, the longest sequence packed.
+        bias: an additive score bias for every layer (:attr:`AttentionMask.bias`), or None.
+        cache: tables the layers derive from the positions (rotary cos/sin per base), made by the
+            first layer that needs them and shared by the others.
+    """
+
+    position_ids: Tensor
+    max_len: int
+    bias: Tensor | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def packed(self) -> bool:
+        return self.position_ids.dim() == 1
 
 
 @runtime_checkable
@@ -161,6 +200,12 @@ class Layer(Protocol):
         attention: Attention | None = None,
     ) -> LayerOutput:
         """``(B, S, H)`` (or packed ``(T, H)``) → :class:`LayerOutput` with the same shape.
+
+        Optional extensions (a layer opts in by accepting them; the trunk and the factory check):
+        ``positions=`` (:class:`Positions`, when the embedding defines ``position_state``); the
+        constructor keyword ``layer_index`` (its index among the built layers: per-layer options such
+        as a local window or a rotary base); a classmethod ``final_norm(spec, **options) -> Module |
+        None`` (pre-LayerNorm blocks: the norm the trunk applies after the last layer, key ``final_norm``).
 
         ``past_key_value`` is a :class:`bertzoo.model.cache.LayerCache` view (``update`` / ``cross`` /
         ``set_cross``), whatever cache type the caller gave. ``attention`` replaces the built

@@ -20,6 +20,9 @@ Padded ``(B, h, S, d)`` self-attention input is accepted too: real tokens are ga
 forward (indices cached in ``mask.cache``), attended variable-length and scattered back, so
 padded query positions give zeros (eager gives them values; tests compare real positions).
 Masks with holes (padding between real tokens) are exact too: gathering keeps the order.
+A position bias (``mask.bias``, each sequence adds its top-left block) and a local window
+(``mask.window``, within each sequence) are applied in every path; with a bias, CUDA runs the
+per-sequence loop (the fused kernels take no bias).
 Not supported: cross-attention, a KV cache offset, explicit additive masks, weights, head_mask.
 """
 
@@ -34,6 +37,7 @@ from torch import Tensor
 
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
+from bertzoo.model.masks import bias_block, window_band
 from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
 from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
@@ -55,11 +59,23 @@ def _offsets(mask: AttentionMask) -> list[int]:
 
 
 def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: bool,
-                dropout_p: float, scale: float | None) -> Tensor:
+                dropout_p: float, scale: float | None, bias: Tensor | None = None,
+                window: int | None = None) -> Tensor:
     """Per-sequence SDPA over packed ``(T, h, d)`` tensors; every device and dtype SDPA has.
 
     When every sequence has the same length (an unpadded batch) it is one batched call instead.
+    ``bias`` (a position bias, :attr:`~bertzoo.interfaces.AttentionMask.bias`): sequence ``i`` of
+    length ``n`` adds its top-left ``n × n`` block; ``window``: keys with ``|i - j| <= window`` only.
     """
+
+    def extra_mask(n: int) -> Tensor | None:
+        """``(1, 1|h, n, n)`` additive bias and/or band for a sequence of length ``n``, or None."""
+        band = window_band(n, n, 0, window, q.device) if window is not None else None
+        if bias is None:
+            return band
+        block = bias_block(bias, n).to(device=q.device, dtype=q.dtype)
+        return block if band is None else block.masked_fill(~band, torch.finfo(q.dtype).min)
+
     lengths = {end - start for start, end in pairwise(offsets)}
     if len(lengths) == 1 and len(offsets) > 2 and offsets[-1]:
         batch, length = len(offsets) - 1, offsets[-1] // (len(offsets) - 1)
@@ -67,8 +83,8 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
         def batched(t: Tensor) -> Tensor:
             return t.unflatten(0, (batch, length)).transpose(1, 2)  # (B, h, L, d) view
 
-        o = F.scaled_dot_product_attention(batched(q), batched(k), batched(v), dropout_p=dropout_p,
-                                           is_causal=causal, scale=scale)
+        o = F.scaled_dot_product_attention(batched(q), batched(k), batched(v), attn_mask=extra_mask(length),
+                                           dropout_p=dropout_p, is_causal=causal, scale=scale)
         return o.transpose(1, 2).reshape(q.shape[0], q.shape[1], v.shape[-1])
     outs = []
     for start, end in pairwise(offsets):
@@ -77,7 +93,8 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
         # (L, h, d) -> (1, h, L, d) views: no copy, the kernels read strided input
         o = F.scaled_dot_product_attention(
             q[start:end].transpose(0, 1)[None], k[start:end].transpose(0, 1)[None],
-            v[start:end].transpose(0, 1)[None], dropout_p=dropout_p, is_causal=causal, scale=scale,
+            v[start:end].transpose(0, 1)[None], attn_mask=extra_mask(end - start), dropout_p=dropout_p,
+            is_causal=causal, scale=scale,
         )
         outs.append(o[0].transpose(0, 1))
     if not outs:
@@ -87,9 +104,11 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
 
 def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal: bool,
                  scale: float | None) -> Tensor | None:
-    """A fused CUDA varlen kernel (flash-attn package, then torch's), or None when none applies."""
-    if q.dtype not in (torch.float16, torch.bfloat16) or mask.cu_seqlens is None:
+    """A fused CUDA varlen kernel (flash-attn package, then torch's), or None when none applies
+    (a position bias: the fused kernels take none; the per-sequence loop adds it)."""
+    if q.dtype not in (torch.float16, torch.bfloat16) or mask.cu_seqlens is None or mask.bias is not None:
         return None
+    w = -1 if mask.window is None else int(mask.window)
     cu = mask.cu_seqlens.to(device=q.device, dtype=torch.int32)
     max_len = int(mask.max_seqlen) or int((cu[1:] - cu[:-1]).max())
     try:
@@ -98,13 +117,13 @@ def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal
         flash_attn_varlen_func = None
     if flash_attn_varlen_func is not None:
         return flash_attn_varlen_func(q, k, v, cu, cu, max_len, max_len, dropout_p=0.0,
-                                      softmax_scale=scale, causal=causal)
+                                      softmax_scale=scale, causal=causal, window_size=(w, 0 if causal else w))
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:  # torch < 2.10
         return None
     return varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scale,
-                       window_size=(-1, 0) if causal else (-1, -1))
+                       window_size=(w, 0) if causal else (w, w))
 
 
 def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> tuple[Packing, AttentionMask]:
@@ -119,7 +138,10 @@ def _gather_plan(mask: AttentionMask, b: int, s: int, device: torch.device) -> t
         return cached
     packing = packing_from_mask(mask.key_padding, b, s, device, allow_holes=True)
     assert packing is not None  # allow_holes: every mask packs
-    plan = (packing, packing.attention_mask(causal=mask.causal))
+    packed = packing.attention_mask(causal=mask.causal)
+    # relative: a sequence's bias block and window are the same wherever its tokens sat in the row
+    packed.bias, packed.window = mask.bias, mask.window
+    plan = (packing, packed)
     mask.cache[("bertzoo:flash:plan", b, s)] = plan
     return plan
 
@@ -161,7 +183,8 @@ class FlashAttention(ProbabilityFreeAttention):
             out = _cuda_varlen(q, k, v, mask, causal=mask.causal, scale=scale)
             if out is not None:
                 return out
-        return varlen_loop(q, k, v, _offsets(mask), causal=mask.causal, dropout_p=dropout_p, scale=scale)
+        return varlen_loop(q, k, v, _offsets(mask), causal=mask.causal, dropout_p=dropout_p, scale=scale,
+                           bias=mask.bias, window=mask.window)
 
     @staticmethod
     def _check(query: Tensor, key: Tensor, mask: AttentionMask) -> None:

@@ -8,8 +8,9 @@ kept in ``mask.cache``, so every layer reuses it:
 - nothing to hide → no mask at all (SDPA's fastest path);
 - causal, no padding, no cache offset → ``is_causal=True``;
 - otherwise one boolean mask from :mod:`bertzoo.model.masks`, ``(B, 1, 1, S_k)`` for padding only
-  (broadcast, never materialised per query) or ``(B, 1, S, S_k)`` when causal; a user's 4-D
-  float mask is passed as an additive mask, added exactly as eager adds it.
+  (broadcast, never materialised per query) or ``(B, 1, S, S_k)`` when causal or windowed
+  (``mask.window``); a user's 4-D float mask or a position bias (``mask.bias``) is passed as an
+  additive mask, added exactly as eager adds it.
 
 Rows whose query sees no key give zeros (DESIGN.md). torch ≥ 2.5's CPU kernels already do so,
 but the fused CUDA kernels are not documented to; such rows are found once per forward and
@@ -21,7 +22,7 @@ implementation that can, see :mod:`bertzoo.selection`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -57,15 +58,16 @@ def sdpa_mask(mask: AttentionMask, query: Tensor, key: Tensor) -> SdpaMask:
         return cached
 
     if mask.key_padding is not None and mask.explicit is None and bool(mask.key_padding.all()):
-        mask = AttentionMask(causal=mask.causal, query_offset=mask.query_offset)  # nothing is padding
-    if mask.explicit is None and mask.key_padding is None and (
+        mask = replace(mask, key_padding=None, cache={})  # nothing is padding
+    if mask.explicit is None and mask.key_padding is None and mask.bias is None and mask.window is None and (
         not mask.causal or (mask.query_offset == 0 and s_q == s_k)
     ):
         result = SdpaMask(None, mask.causal, None)  # no mask, or SDPA's own causal path
     else:
         attn_mask: Tensor | None
-        if mask.explicit is not None and mask.explicit.dtype != torch.bool:
-            attn_mask = additive_mask(mask, s_q, s_k, query.dtype, query.device)  # added as eager adds it
+        if mask.bias is not None or (mask.explicit is not None and mask.explicit.dtype != torch.bool):
+            # a position bias or a user's float mask: added as eager adds it (bias, then 0 / finfo.min)
+            attn_mask = additive_mask(mask, s_q, s_k, query.dtype, query.device)
         else:
             attn_mask = boolean_mask(mask, s_q, s_k, query.device)
         empty = empty_rows(mask, s_q, s_k, query.device)

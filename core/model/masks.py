@@ -12,18 +12,59 @@ once per forward, not once per layer:
   must come out as zeros (DESIGN: deterministic, identical across implementations).
 
 Semantics (transformers 5 ``masking_utils``): key ``j`` is visible to query ``i`` iff the key is a
-real token and, when causal, ``j <= i + query_offset``. A 4-D ``explicit`` mask is used as given
-(causality is *not* added to it): float masks are additive, bool masks are True = attend.
+real token and, when causal, ``j <= i + query_offset``, and with a ``window`` ``|i + query_offset -
+j| <= window``. A 4-D ``explicit`` mask is used as given (causality is *not* added to it): float
+masks are additive, bool masks are True = attend. A position ``bias`` is part of the additive form
+only (:func:`additive_mask` = bias + 0 / ``finfo.min``); the boolean form says what is visible.
 
 Packed batches (``cu_seqlens``) are described by :mod:`bertzoo.model.packing`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
 from bertzoo.interfaces import AttentionMask
+from bertzoo.model.packing import OFFSETS
+
+WINDOWED = "bertzoo:windowed"  # mask.cache key prefix of the windowed variants made by windowed()
+
+
+def windowed(mask: AttentionMask, window: int | None) -> AttentionMask:
+    """``mask`` restricted to ``|i - j| <= window`` (None: ``mask`` itself), made once per forward.
+
+    The variant shares everything else (padding, bias, packing offsets) and has its own conversion
+    cache, kept in ``mask.cache``, so the local layers of a forward share one windowed mask.
+    """
+    if window is None or window == mask.window:
+        return mask
+    key = (WINDOWED, window)
+    child = mask.cache.get(key)
+    if child is None:
+        child = replace(mask, window=int(window), cache={})
+        if OFFSETS in mask.cache:
+            child.cache[OFFSETS] = mask.cache[OFFSETS]
+        mask.cache[key] = child
+    return child
+
+
+def window_band(q_len: int, k_len: int, query_offset: int, window: int, device: torch.device | str | None = None
+                ) -> Tensor:
+    """``(S, S_k)`` bool, True where query ``i`` may see key ``j``: ``|i + query_offset - j| <= window``."""
+    q_pos = torch.arange(q_len, device=device)[:, None] + query_offset  # (S, 1)
+    k_pos = torch.arange(k_len, device=device)[None, :]  # (1, S_k)
+    return (q_pos - k_pos).abs() <= window
+
+
+def bias_block(bias: Tensor, n: int) -> Tensor:
+    """A packed sequence's bias: the top-left ``n × n`` block of ``bias`` as ``(1, 1|h, n, n)``."""
+    block = bias[..., :n, :n]
+    while block.dim() < 4:
+        block = block.unsqueeze(0)
+    return block
 
 
 def boolean_mask(mask: AttentionMask, q_len: int, k_len: int, device: torch.device) -> Tensor | None:
@@ -49,6 +90,9 @@ def boolean_mask(mask: AttentionMask, q_len: int, k_len: int, device: torch.devi
             k_pos = torch.arange(k_len, device=device)[None, :]  # (1, S_k)
             causal = (k_pos <= q_pos)[None, None]  # (1, 1, S, S_k)
             allowed = causal if allowed is None else allowed & causal
+    if mask.window is not None:
+        band = window_band(q_len, k_len, mask.query_offset, mask.window, device)[None, None]  # (1, 1, S, S_k)
+        allowed = band if allowed is None else allowed & band
     mask.cache[key] = allowed
     return allowed
 
@@ -61,6 +105,9 @@ def additive_mask(mask: AttentionMask, q_len: int, k_len: int, dtype: torch.dtyp
     additive: Tensor | None
     if mask.explicit is not None and mask.explicit.dtype != torch.bool:
         additive = mask.explicit.to(device=device, dtype=dtype)  # used as given, like transformers
+        if mask.window is not None:
+            band = window_band(q_len, k_len, mask.query_offset, mask.window, device)
+            additive = additive.masked_fill(~band, torch.finfo(dtype).min)
     else:
         allowed = boolean_mask(mask, q_len, k_len, device)
         if allowed is None:
@@ -68,6 +115,10 @@ def additive_mask(mask: AttentionMask, q_len: int, k_len: int, dtype: torch.dtyp
         else:
             zero = torch.zeros((), dtype=dtype, device=device)
             additive = torch.where(allowed, zero, torch.finfo(dtype).min)
+    if mask.bias is not None:
+        bias = mask.bias.to(device=device, dtype=dtype)
+        # bias first, then the mask: MPNet's order (scores += bias; scores + mask), bitwise at visible keys
+        additive = bias if additive is None else bias + additive
     mask.cache[key] = additive
     return additive
 
@@ -80,7 +131,7 @@ def empty_rows(mask: AttentionMask, q_len: int, k_len: int, device: torch.device
     device, without a host sync.
     """
     if mask.key_padding is None and mask.explicit is None:
-        return None
+        return None  # a window always keeps the query's own position
     key = ("empty_rows", q_len, k_len, str(device))
     if key in mask.cache:
         return mask.cache[key]

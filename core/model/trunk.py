@@ -35,6 +35,7 @@ h heads, L layers, T real tokens of a packed batch.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +45,12 @@ from torch.utils.checkpoint import checkpoint
 
 from bertzoo.checkpoint.save import PretrainedMixin
 from bertzoo.errors import IncompatibleComponentError, InputError
-from bertzoo.interfaces import LayerOutput
+from bertzoo.interfaces import AttentionMask, LayerOutput, Positions
 from bertzoo.model.cache import CacheHandle, KVCache
 from bertzoo.model.inputs import check_inputs, check_packed_inputs, per_layer_head_mask
 from bertzoo.model.masks import cross_attention_mask, self_attention_mask
 from bertzoo.model.outputs import BertModelOutput
-from bertzoo.model.packing import Packing, packing_from_mask
+from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
 from bertzoo.model.routing import AttentionRouter
 
 if TYPE_CHECKING:
@@ -93,6 +94,16 @@ class BertModel(PretrainedMixin, nn.Module):
         embeddings: the embedding component (``embeddings.*`` keys).
         layers: L layer components (``encoder.layer.N.*`` keys).
         pooler: the pooler component (``pooler.*`` keys) or None.
+        final_norm: applied to the last layer's output (pre-LayerNorm blocks, key ``final_norm.*``);
+            the factory asks the layer class for it (``final_norm(spec, **options)``). The last
+            ``hidden_states`` entry is then the normed output, as transformers' ModernBERT returns it.
+
+    Positions (DESIGN "Families"): an embedding with a ``position_state(position_ids, *, max_len,
+    dtype)`` method gets it called once per forward; its :class:`~bertzoo.interfaces.Positions`
+    (rotary positions, a relative position bias shared by every layer) goes to every layer call as
+    ``positions=`` and its ``bias`` onto the self-attention mask. Padded calls pass the given
+    ``position_ids`` or ``arange(past, past + S)``; packed calls each token's position within its
+    sequence (``0 .. n - 1``, or the given ``position_ids`` packed).
 
     The factory sets ``attention_choice`` (a :class:`~bertzoo.selection.Choice`): whether the
     attention was picked by ``auto`` decides between falling back and raising when a call asks
@@ -113,14 +124,21 @@ class BertModel(PretrainedMixin, nn.Module):
     """
 
     def __init__(
-        self, spec: Any, *, embeddings: nn.Module, layers: Sequence[nn.Module], pooler: nn.Module | None = None
+        self, spec: Any, *, embeddings: nn.Module, layers: Sequence[nn.Module], pooler: nn.Module | None = None,
+        final_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.embeddings = embeddings
         self.encoder = BertEncoder(layers, getattr(spec, "layer_schedule", None))
+        # before the pooler: HF's key order; None stays a plain attribute (no keys)
+        self.final_norm: nn.Module | None = final_norm
         self.pooler = pooler
         self._router = AttentionRouter(spec, None)
+        # a layer opts in to per-forward positions by taking ``positions=`` (BERT's layers do not)
+        self._layers_take_positions = all(
+            "positions" in inspect.signature(type(layer).forward).parameters for layer in layers
+        )
         self.validate_inputs = True
         self.pack_inputs = True
         self.last_call_packed = False
@@ -266,19 +284,29 @@ class BertModel(PretrainedMixin, nn.Module):
             # Packed: real tokens only, (T, H), through every layer; re-padded at the end.
             packing, op = packed
             packed_mask = packing.attention_mask(causal=spec.is_decoder)
-            extra = {"attention": op} if op is not None else {}
+            extra: dict[str, Any] = {"attention": op} if op is not None else {}
+            given = None if position_ids is None else packing.pack(position_ids.expand(batch, seq))  # (T,)
+            extra.update(self._positions(packed_mask, given, packing.cu_seqlens, packing.total, x.dtype))
             h = packing.pack(x)  # (T, H)
             for layer in self.encoder.calls():
                 h = self._call_layer(layer, h, mask=packed_mask, **extra).hidden_states
                 if output_hidden_states:
                     hidden_states.append(packing.unpack(h))  # (B, S, H)
+            if self.final_norm is not None:
+                h = self.final_norm(h)
+                if output_hidden_states:
+                    hidden_states[-1] = packing.unpack(h)
             x = hidden_states[-1] if output_hidden_states else packing.unpack(h)  # (B, S, H), zeros at padding
         else:
             x = self._run_padded(
                 x, attention_mask, head_mask, encoder_hidden_states, encoder_attention_mask, handle, past,
                 use_cache, bool(output_attentions), bool(output_hidden_states), hidden_states, attentions,
-                cross_attentions,
+                cross_attentions, position_ids,
             )
+            if self.final_norm is not None:
+                x = self.final_norm(x)
+                if output_hidden_states:
+                    hidden_states[-1] = x  # transformers' ModernBERT: the last entry is post-final-norm
 
         pooled = None
         if self.pooler is not None:
@@ -310,6 +338,7 @@ class BertModel(PretrainedMixin, nn.Module):
         hidden_states: list[Tensor],
         attentions: list[Tensor],
         cross_attentions: list[Tensor],
+        position_ids: Tensor | None = None,
     ) -> Tensor:
         """The padded layer loop: ``(B, S, H)`` → ``(B, S, H)``; appends to the output lists."""
         spec = self.spec
@@ -318,7 +347,10 @@ class BertModel(PretrainedMixin, nn.Module):
         encoder_mask = cross_attention_mask(encoder_attention_mask) if encoder_hidden_states is not None else None
         head_masks = per_layer_head_mask(head_mask, self.encoder.depth, spec.num_attention_heads, x.dtype)
         override = self._router.for_call(output_attentions, head_mask is not None, x)
-        extra = {"attention": override} if override is not None else {}
+        extra: dict[str, Any] = {"attention": override} if override is not None else {}
+        if position_ids is None and self._position_hook() is not None:
+            position_ids = torch.arange(past, past + x.shape[1], device=x.device)[None]  # (1, S)
+        extra.update(self._positions(mask, position_ids, None, x.shape[1], x.dtype))
         for i, layer in enumerate(self.encoder.calls()):
             out: LayerOutput = self._call_layer(
                 layer,
@@ -388,6 +420,7 @@ class BertModel(PretrainedMixin, nn.Module):
                 "'flash' and a layer registered with supports_packed=True"
             )
         op = plan[0]
+        given_positions = position_ids
         if position_ids is None:
             lengths = packing.cu_seqlens.diff()
             starts = torch.repeat_interleave(packing.cu_seqlens[:-1].long(), lengths, output_size=total)
@@ -400,10 +433,11 @@ class BertModel(PretrainedMixin, nn.Module):
             input_ids=input_ids[None], token_type_ids=token_type_ids[None], position_ids=position_ids[None]
         )[0]  # (T, H)
         mask = packing.attention_mask(causal=spec.is_decoder)
-        extra = {"attention": op} if op is not None else {}
+        extra: dict[str, Any] = {"attention": op} if op is not None else {}
+        extra.update(self._positions(mask, given_positions, packing.cu_seqlens, total, h.dtype))
         for layer in self.encoder.calls():
             h = layer(h, mask=mask, **extra).hidden_states
-        return h
+        return h if self.final_norm is None else self.final_norm(h)
 
     def can_pack(self, device: Any = None, dtype: torch.dtype | None = None) -> bool:
         """Whether :meth:`forward_packed` (and packed :meth:`forward` calls) can run on
@@ -427,6 +461,37 @@ class BertModel(PretrainedMixin, nn.Module):
             return None
         packing = packing_from_mask(attention_mask, x.shape[0], x.shape[1], x.device)
         return None if packing is None else (packing, plan[0])
+
+    # -- positions ---------------------------------------------------------------------------------
+    def _position_hook(self) -> Any:
+        hook = getattr(self.embeddings, "position_state", None)
+        return hook if callable(hook) else None
+
+    def _positions(self, mask: AttentionMask, position_ids: Tensor | None, cu_seqlens: Tensor | None, length: int,
+                   dtype: torch.dtype) -> dict[str, Positions]:
+        """``{"positions": ...}`` for the layer calls of one forward (empty when the embedding has no
+        ``position_state``); its bias goes onto ``mask``.
+
+        Padded: ``position_ids`` ``(B|1, S)``, ``length`` = S. Packed (``cu_seqlens`` given): the
+        given ``(T,)`` positions or each token's index within its sequence; ``length`` = T.
+        """
+        hook = self._position_hook()
+        if hook is None:
+            return {}
+        if cu_seqlens is None:
+            assert position_ids is not None
+            max_len = length
+        else:
+            offsets = mask.cache.get(OFFSETS) or [int(v) for v in cu_seqlens.tolist()]
+            max_len = max((b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)), default=0)
+            if position_ids is None:
+                lengths = cu_seqlens.diff()
+                starts = torch.repeat_interleave(cu_seqlens[:-1].long(), lengths, output_size=length)
+                position_ids = torch.arange(length, device=cu_seqlens.device) - starts  # (T,)
+        positions: Positions = hook(position_ids, max_len=max_len, dtype=dtype)
+        if positions.bias is not None:
+            mask.bias = positions.bias
+        return {"positions": positions} if self._layers_take_positions else {}
 
     # -- forward helpers ---------------------------------------------------------------------------
     def _call_layer(self, layer: nn.Module, x: Tensor, *, cached: bool = False, **kwargs: Any) -> LayerOutput:

@@ -21,6 +21,10 @@ returns ``(rot(q)·rot(k)ᵀ - q·kᵀ)·scale``. Both hooks can also be given o
 ``conformance={"visible": ..., "score_bias": ...}`` (a callable or a ``"module:attr"`` string),
 so ``pytest --bertzoo-conformance`` checks the component with them.
 
+An implementation that declares ``position_bias`` (honours :attr:`AttentionMask.bias`, the trunk's
+per-forward position bias) or ``window`` (honours :attr:`AttentionMask.window`, local attention)
+is checked with them too, padded and (``varlen``) packed.
+
 Shape legend: ``B`` batch, ``h`` heads, ``S`` query length, ``S_k`` key length, ``d`` head size,
 ``T`` real tokens of a packed batch.
 """
@@ -38,6 +42,7 @@ from torch import Tensor
 from bertzoo.dtypes import dtype_name
 from bertzoo.errors import BertzooError, IncompatibleComponentError
 from bertzoo.interfaces import AttentionMask
+from bertzoo.model.masks import window_band
 from bertzoo.registry import ComponentRecord, Registry
 from bertzoo.selection import Request, choose
 from bertzoo.spec import ModelSpec
@@ -107,16 +112,20 @@ def attention_reference(
     """The eager definition in float64 → (context ``(B, h, S, d)``, probabilities ``(B, h, S, S_k)``).
 
     Key ``j`` is visible to query ``i`` iff it is a real token (``mask.key_padding``), and when
-    causal ``j <= i + mask.query_offset``, and ``visible(S, S_k, offset)[i, j]`` if given. An
-    explicit float mask and ``score_bias(q, k, offset)`` (if given) are added to the scores. Rows
-    with no visible key give zeros.
+    causal ``j <= i + mask.query_offset``, within ``mask.window`` when set, and
+    ``visible(S, S_k, offset)[i, j]`` if given. An explicit float mask, ``mask.bias`` and
+    ``score_bias(q, k, offset)`` (if given) are added to the scores. Rows with no visible key give zeros.
     """
     q, k, v = q.double(), k.double(), v.double()
     s_q, s_k = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-1, -2) * scale  # (B, h, S, S_k)
     if score_bias is not None:
         scores = scores + score_bias(q, k, mask.query_offset).double().cpu()
+    if mask.bias is not None:  # a position bias the trunk hands every layer (AttentionMask.bias)
+        scores = scores + mask.bias.double().cpu()[..., :s_q, :s_k]
     allowed = torch.ones(1, 1, s_q, s_k, dtype=torch.bool)
+    if mask.window is not None:
+        allowed = allowed & window_band(s_q, s_k, mask.query_offset, mask.window)
     if mask.key_padding is not None:
         allowed = allowed & mask.key_padding.cpu()[:, None, None, :]
     if mask.causal:
@@ -303,6 +312,32 @@ def _packed_case(s: _Subject, causal: bool, dtype: torch.dtype) -> None:
     compare("packed context", context, pack(ref, padding), atol=TOLERANCES[dtype], dims=("token", "head", "dim"))
 
 
+def relative_bias(n: int = S, seed: int = 3) -> Tensor:
+    """``(1, h, n, n)`` a bias of ``j - i`` only (a relative position bias, as MPNet's or ALiBi's), random per head."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(H, 2 * n - 1, generator=g)  # one value per head and distance
+    distance = torch.arange(n)[None, :] - torch.arange(n)[:, None] + n - 1  # (n, n): j - i, shifted to >= 0
+    return table[:, distance][None]
+
+
+def _positions_case(s: _Subject, bias: bool, window: int | None, packed: bool, dtype: torch.dtype) -> None:
+    """A position bias (``mask.bias``) and/or a local window (``mask.window``), padded or packed."""
+    q, k, v = random_qkv(dtype=dtype)
+    padding = random_padding(S)  # right padding: a packed sequence's block is the padded top-left block
+    extra = {"bias": relative_bias().to(dtype) if bias else None, "window": window}
+    ref = s.reference(q, k, v, AttentionMask(key_padding=padding, **extra))[0]
+    if not packed:
+        context = _check_output(s.call(q, k, v, AttentionMask(key_padding=padding, **extra)), (B, H, S, D), dtype)
+        compare("context", context, ref, atol=TOLERANCES[dtype], rows=_real_rows(padding))
+        return
+    lengths = padding.sum(-1, dtype=torch.int32)
+    cu = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    mask = AttentionMask(cu_seqlens=cu, max_seqlen=int(lengths.max()), **extra)
+    context = _check_output(s.call(pack(q, padding), pack(k, padding), pack(v, padding), mask),
+                            (int(lengths.sum()), H, D), dtype)
+    compare("packed context", context, pack(ref, padding), atol=TOLERANCES[dtype], dims=("token", "head", "dim"))
+
+
 def _choose_case(s: _Subject, capability: str) -> None:
     request = REFUSALS[capability]
     if s.has(capability):
@@ -406,6 +441,11 @@ HINTS: dict[str, str] = {
               "(bertzoo.plugins.flash.varlen_loop is a reference)" + _ON_PURPOSE,
     "refuses-call": "raise bertzoo.errors.IncompatibleComponentError naming what was asked for, or declare the "
                     "capability and pass its cases",
+    "position-bias": "add mask.bias to q·kᵀ·scale before the mask (bertzoo.model.masks.additive_mask includes it); "
+                     "packed, sequence i adds the top-left n×n block (bertzoo.model.masks.bias_block)",
+    "window": "restrict keys to |i + query_offset - j| <= mask.window (bertzoo.model.masks.boolean_mask includes it); "
+              "packed, within each sequence (bertzoo.model.masks.window_band)",
+    "position-bias+window": "apply mask.bias and mask.window together (see the position-bias and window hints)",
     "refuses-packed": "raise a BertzooError (e.g. InputError) naming 'packed' for (T, h, d) input, or declare varlen=True",
     "choose-accepts": _DECLARE,
     "choose-refuses": _DECLARE,
@@ -461,6 +501,14 @@ def attention_cases(
                               partial(_packed_case, s, causal, dtype)))
     else:
         cases.append(("refuses-packed", partial(_refuses_packed_case, s)))
+    layouts = [layout for layout, ok in (("padded", s.caps.get("padded", True)), ("packed", s.has("varlen"))) if ok]
+    for what, bias, window in (("position-bias", True, None), ("window", False, 2), ("position-bias+window", True, 2)):
+        if (bias and not s.has("position_bias")) or (window is not None and not s.has("window")):
+            continue
+        for layout in layouts:
+            for dtype in main_dtypes:
+                cases.append((f"{what}[{layout},{DTYPE_IDS[dtype]}]",
+                              partial(_positions_case, s, bias, window, layout == "packed", dtype)))
     for capability in REFUSALS:
         verb = "accepts" if s.has(capability) else "refuses"
         cases.append((f"choose-{verb}[{capability}]", partial(_choose_case, s, capability)))
@@ -477,5 +525,5 @@ def attention_cases(
 
 __all__ = [
     "HINTS", "REFUSALS", "CaseFailed", "ScoreBias", "Visible", "attention_cases", "attention_reference", "pack",
-    "random_padding", "random_qkv",
+    "random_padding", "random_qkv", "relative_bias",
 ]

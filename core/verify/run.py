@@ -317,7 +317,8 @@ def _head_name(model: nn.Module | None) -> str | None:
         return None
     spec = getattr(model, "spec", None) or getattr(_trunk(model), "spec", None)
     head = getattr(getattr(spec, "components", None), "head", None)
-    return None if head is None else str(head.name).split(":")[-1]
+    # the family-independent name (``roberta.masked-lm`` → ``masked-lm``): what decides how outputs compare
+    return None if head is None else str(head.name).split(":")[-1].split(".")[-1]
 
 
 __all__ = ["verify"]
