@@ -84,7 +84,7 @@ ALL_CALLS = [
     "bertzoo embed bertzoo embeds text with all-MiniLM-L6-v2, no set-up needed.",
     "ruff check .",
     "mypy",
-    "pytest -q tests examples/bertzoo-example-plugin/tests --bertzoo-conformance=example",
+    "pytest -q -n 2 --dist loadfile tests examples/bertzoo-example-plugin/tests --bertzoo-conformance=example",
 ]
 
 
