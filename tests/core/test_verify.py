@@ -255,6 +255,11 @@ FAMILIES = [
     ("ElectraForSequenceClassification", "ElectraConfig", {"embedding_size": 16}),
     ("AlbertForSequenceClassification", "AlbertConfig", {"embedding_size": 16, "num_hidden_groups": 1}),
     ("DistilBertForSequenceClassification", "DistilBertConfig", {}),
+    ("MPNetForSequenceClassification", "MPNetConfig", {}),
+    # 4 layers: global 0 and 3, local 1 and 2 (window 8); MiniLM's special-token ids
+    ("ModernBertForSequenceClassification", "ModernBertConfig",
+     {"num_hidden_layers": 4, "local_attention": 8, "pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102,
+      "cls_token_id": 101, "sep_token_id": 102}),
 ]
 
 
@@ -263,7 +268,7 @@ def test_the_families_verify_clean(tmp_path: Path, cls_name: str, config_name: s
     sizes = {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 37} if config_name == "DistilBertConfig" else {
         "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
     config = getattr(transformers, config_name)(vocab_size=30522, max_position_embeddings=64, num_labels=3,
-                                                **sizes, **extra)
+                                                **{**sizes, **extra})
     torch.manual_seed(0)
     model = getattr(transformers, cls_name)(config)
     with torch.no_grad():
