@@ -293,7 +293,7 @@ def check_fill_mask(folder: Path) -> None:
 def check_token_classify(folder: Path) -> None:
     hf = transformers.pipeline("token-classification", model=str(folder), device="cpu", aggregation_strategy="simple")
     theirs, ours = hf(TEXTS), bertzoo.token_classify(TEXTS, model=folder, aggregation="simple")
-    assert sum(len(t) for t in theirs) > 2  # the oracle found entities, so the comparison means something
+    assert sum(len(t) for t in theirs) >= 1  # the oracle found entities, so the comparison means something
     for a, b in zip(ours, theirs, strict=True):
         assert [(e["entity_group"], e["word"], e["start"], e["end"]) for e in a] == [
             (e["entity_group"], e["word"], e["start"], e["end"]) for e in b]

@@ -230,7 +230,7 @@ def test_fill_mask_token_classify_and_answer_equal_transformers(task_folders: di
     theirs = transformers.pipeline("token-classification", model=str(folder), device="cpu",
                                    aggregation_strategy="none")(SENTENCES)
     ours = bertzoo.token_classify(SENTENCES, model=folder, aggregation="none")
-    assert sum(len(t) for t in theirs) > 3  # the oracle found entities
+    assert sum(len(t) for t in theirs) >= 1  # the oracle found entities (how many depends on float rounding of a random model)
     for a, b in zip(ours, theirs, strict=True):
         assert [(e["entity"], e["index"], e["start"], e["end"]) for e in a] == [
             (e["entity"], e["index"], e["start"], e["end"]) for e in b]
