@@ -1,8 +1,8 @@
 """Generate docs/spec-reference.md, and the family table in docs/families.md, from the pydantic
-models and the registry metadata.
+models and the registry metadata, and docs/api.md from the Python API's signatures and docstrings.
 
-    python docs/gen_reference.py          # rewrite docs/spec-reference.md and the table in docs/families.md
-    python docs/gen_reference.py --check  # exit 1 if either is stale (tests/test_docs.py runs this)
+    python docs/gen_reference.py          # rewrite the generated pages
+    python docs/gen_reference.py --check  # exit 1 if one is stale (tests/test_docs.py runs this)
 
 Only bertzoo's built-in plugins are described (third-party plugins installed here are left out,
 so the page is the same on every machine); ``bertzoo spec --schema`` and ``bertzoo list`` show
@@ -26,6 +26,7 @@ from bertzoo.spec import COMPONENT_KINDS, Components, ModelSpec
 
 OUT = Path(__file__).resolve().parent / "spec-reference.md"
 FAMILIES_PAGE = Path(__file__).resolve().parent / "families.md"
+API_PAGE = Path(__file__).resolve().parent / "api.md"
 
 # What each architecture field means (HF BertConfig's names and meanings).
 FIELD_HELP = {
@@ -193,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated page is stale")
     args = parser.parse_args(argv)
     registry = builtin_registry()
-    pages = {OUT: render(registry), FAMILIES_PAGE: families_page(registry)}
+    import api_reference  # docs/api_reference.py, next to this script
+
+    pages = {OUT: render(registry), FAMILIES_PAGE: families_page(registry), API_PAGE: api_reference.render()}
     if args.check:
         stale = [str(path) for path, text in pages.items()
                  if (path.read_text(encoding="utf-8") if path.exists() else "") != text]

@@ -28,7 +28,7 @@ from bertzoo.interfaces import Attention, AttentionMask, LayerOutput
 from bertzoo.model.cache import LayerCache
 from bertzoo.plugins.activations import get_activation
 from bertzoo.plugins.cpu_perf import linear
-from bertzoo.plugins.eager import BertSelfAttention
+from bertzoo.plugins.eager import RenamedSelfAttention
 
 EPS = 1e-12  # transformers' DistilBERT LayerNorms, all of them
 
@@ -95,27 +95,10 @@ class DistilBertEmbeddings(nn.Module):
                 weight.copy_(sinusoidal_table(*weight.shape).to(weight.dtype))
 
 
-class DistilBertSelfAttention(BertSelfAttention):
-    """``q_lin/k_lin/v_lin`` → attention op → ``out_lin``; keys ``attention.{q_lin,k_lin,v_lin,out_lin}``.
+class DistilBertSelfAttention(RenamedSelfAttention):
+    """``q_lin/k_lin/v_lin`` → attention op → ``out_lin``; keys ``attention.{q_lin,k_lin,v_lin,out_lin}``."""
 
-    BERT's projection code under HF's DistilBERT names: :class:`BertSelfAttention`'s forward reads
-    ``query``/``key``/``value``, which here are properties naming ``q_lin``/``k_lin``/``v_lin``.
-    """
-
-    query = property(lambda self: self.q_lin)  # type: ignore[assignment]
-    key = property(lambda self: self.k_lin)  # type: ignore[assignment]
-    value = property(lambda self: self.v_lin)  # type: ignore[assignment]
-
-    def __init__(self, spec: Any, attention: Attention) -> None:
-        super().__init__(spec, attention)
-        for bert_name, hf_name in (("query", "q_lin"), ("key", "k_lin"), ("value", "v_lin")):
-            self.add_module(hf_name, self._modules.pop(bert_name))
-        self.out_lin = nn.Linear(spec.hidden_size, spec.hidden_size)
-
-    def forward(self, hidden_states: Tensor, mask: AttentionMask, **kwargs: Any) -> tuple[Tensor, Tensor | None]:
-        """``(B, S, H)`` or packed ``(T, H)`` → the projected context (same shape) and weights or None."""
-        context, weights = super().forward(hidden_states, mask, **kwargs)
-        return linear(context, self.out_lin), weights
+    NAMES = ("q_lin", "k_lin", "v_lin", "out_lin")
 
 
 class DistilBertFFN(nn.Module):

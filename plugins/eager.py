@@ -210,6 +210,32 @@ class BertSelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(B, S, H), weights  # (B, S, H)
 
 
+
+class RenamedSelfAttention(BertSelfAttention):
+    """BERT's self-attention under another family's checkpoint names, with its output projection.
+
+    ``NAMES`` = (query, key, value, output) as the family's checkpoint spells them (DistilBERT's
+    ``q_lin``..``out_lin``, MPNet's ``q``..``o``); :class:`BertSelfAttention`'s forward reads
+    ``query``/``key``/``value``, which here are properties naming the family's modules.
+    """
+
+    NAMES: ClassVar[tuple[str, str, str, str]]
+
+    query = property(lambda self: getattr(self, self.NAMES[0]))  # type: ignore[assignment]
+    key = property(lambda self: getattr(self, self.NAMES[1]))  # type: ignore[assignment]
+    value = property(lambda self: getattr(self, self.NAMES[2]))  # type: ignore[assignment]
+
+    def __init__(self, spec: Any, attention: Attention) -> None:
+        super().__init__(spec, attention)
+        for bert_name, hf_name in zip(("query", "key", "value"), self.NAMES[:3], strict=True):
+            self.add_module(hf_name, self._modules.pop(bert_name))
+        self.add_module(self.NAMES[3], nn.Linear(spec.hidden_size, spec.hidden_size))
+
+    def forward(self, hidden_states: Tensor, mask: AttentionMask, **kwargs: Any) -> tuple[Tensor, Tensor | None]:
+        """``(B, S, H)`` or packed ``(T, H)`` → the projected context (same shape) and weights or None."""
+        context, weights = super().forward(hidden_states, mask, **kwargs)
+        return linear(context, getattr(self, self.NAMES[3])), weights
+
 class BertSelfOutput(nn.Module):
     """dense → dropout → LayerNorm(· + residual). Keys ``*.output.{dense,LayerNorm}``."""
 

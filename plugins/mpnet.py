@@ -30,8 +30,7 @@ from torch import Tensor, nn
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import Attention, AttentionMask, LayerOutput, Positions
 from bertzoo.model.cache import LayerCache
-from bertzoo.plugins.cpu_perf import linear
-from bertzoo.plugins.eager import BertIntermediate, BertOutput, BertSelfAttention
+from bertzoo.plugins.eager import BertIntermediate, BertOutput, RenamedSelfAttention
 from bertzoo.plugins.register_mpnet import MPNetEmbeddingOptions
 from bertzoo.plugins.roberta import positions_from_ids
 
@@ -124,26 +123,10 @@ class MPNetEmbeddings(nn.Module):
         return Positions(position_ids, max_len, bias=bias.to(dtype))
 
 
-class MPNetSelfAttention(BertSelfAttention):
-    """``q/k/v`` → attention op → ``o``; keys ``attention.attn.{q,k,v,o}``.
+class MPNetSelfAttention(RenamedSelfAttention):
+    """``q/k/v`` → attention op → ``o``; keys ``attention.attn.{q,k,v,o}``."""
 
-    BERT's projection code under MPNet's names (``query``/``key``/``value`` read ``q``/``k``/``v``).
-    """
-
-    query = property(lambda self: self.q)  # type: ignore[assignment]
-    key = property(lambda self: self.k)  # type: ignore[assignment]
-    value = property(lambda self: self.v)  # type: ignore[assignment]
-
-    def __init__(self, spec: Any, attention: Attention) -> None:
-        super().__init__(spec, attention)
-        for bert_name, hf_name in (("query", "q"), ("key", "k"), ("value", "v")):
-            self.add_module(hf_name, self._modules.pop(bert_name))
-        self.o = nn.Linear(spec.hidden_size, spec.hidden_size)
-
-    def forward(self, hidden_states: Tensor, mask: AttentionMask, **kwargs: Any) -> tuple[Tensor, Tensor | None]:
-        """``(B, S, H)`` or packed ``(T, H)`` → the projected context (same shape) and weights or None."""
-        context, weights = super().forward(hidden_states, mask, **kwargs)
-        return linear(context, self.o), weights
+    NAMES = ("q", "k", "v", "o")
 
 
 class MPNetAttention(nn.Module):
