@@ -16,8 +16,9 @@ Rows (each measured in the same process, rows alternated pass by pass, best of `
 
 bf16 tables cast every model's weights to bf16 (a real bf16 model, not autocast) except the
 autocast row. Printed per row: real tokens/s, ratio to ``hf-sdpa``, model GFLOP/s and MFU against
-a GEMM peak timed alternated with the rows (the FFN's ``[2048, H] x [H, 4H]`` GEMM through MKL's
-matmul and through oneDNN, the higher of the two), max error against fp32 ``hf-eager`` on real
+the achievable GEMM speed timed alternated with the rows (the model's own linear layers on the
+batches' real token counts, ``benchmarks/_gemm.py``, through MKL's matmul and through oneDNN, the
+higher of the two), max error against fp32 ``hf-eager`` on real
 positions of the first batch, and the spread of the timed passes (slowest / fastest). FLOPs count
 real tokens only: linear layers ``2·T·in·out`` plus attention ``4·Σ len²·H``, per layer.
 
@@ -42,6 +43,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _gemm import gemm_probe, layer_gemms, linear_flops  # noqa: E402
 from _timing import alternate, machine_note, markdown_table  # noqa: E402
 
 SHAPES = {
@@ -87,22 +89,20 @@ def model_flops(shape: dict[str, int], batches: list[Batch]) -> float:
     return float(layers * (linear + attention))
 
 
-def gemm_kernels(shape: dict[str, int], dtype: torch.dtype, repeat: int = 8) -> dict[str, tuple[Callable[[], Any], float]]:
-    """The GEMM peak contenders: name -> (callable, FLOPs per call).
+def gemm_kernels(shape: dict[str, int], batches: list[Batch], dtype: torch.dtype) -> dict[str, tuple[Callable[[], Any], float]]:
+    """The GEMM probes: name -> (callable, FLOPs per call).
 
-    Each call runs ``repeat`` ``[2048, H] x [H, 4H]`` GEMMs (the FFN's shape) through one CPU GEMM
-    library: ``matmul`` (MKL's sgemm for fp32: what transformers' linears use) and ``onednn`` (the
-    linear bertzoo's layers use in inference). They are timed alternated with the model rows, so
-    the peak sees the same machine state; MFU is reported against the faster one.
+    Each call runs the model's own linear layers on the packed batches' real token counts
+    (``benchmarks/_gemm.py``: query, key, value, output, FFN up with GELU, FFN down, per layer)
+    through one CPU GEMM library: ``matmul`` (MKL's sgemm for fp32: what transformers' linears
+    use) and ``onednn`` (the linear bertzoo's layers use in inference). They are timed alternated
+    with the model rows, so the probe sees the same machine state; MFU is reported against the
+    faster one.
     """
-    h = shape["hidden_size"]
-    a, w = torch.randn(2048, h, dtype=dtype), torch.randn(4 * h, h, dtype=dtype)
-    wt = w.t().contiguous()
-    kernels: dict[str, Callable[[], Tensor]] = {"matmul": lambda: a @ wt}
-    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        kernels["onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
-    flops = repeat * 2 * 2048 * h * 4 * h
-    return {name: (lambda fn=fn: [fn() for _ in range(repeat)], flops) for name, fn in kernels.items()}
+    gemms = layer_gemms([b.real_tokens for b in batches], shape["hidden_size"], shape["intermediate_size"],
+                        shape["num_hidden_layers"])
+    flops = linear_flops(gemms)
+    return {name: (fn, flops) for name, fn in gemm_probe(gemms, dtype).items()}
 
 
 # -- rows ---------------------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def run_shape(shape_name: str, dtype_name: str, batches: list[Batch], reps: int)
         else:  # bf16 rows against the fp32 HF model
             fp32 = hf_models(shape)["eager"]
             errors = max_error(rows, hf_row(fp32), batches[0])
-        gemms = gemm_kernels(shape, dtype)
+        gemms = gemm_kernels(shape, batches, dtype)
         for fn in rows.values():
             fn(batches[0])  # warm-up: first-call allocations, oneDNN primitive caches
         for fn, _ in gemms.values():
@@ -194,7 +194,8 @@ def run_shape(shape_name: str, dtype_name: str, batches: list[Batch], reps: int)
     peak = max(peaks.values())
     base = timings["hf-sdpa"].best
     print(f"\n{shape_name} {dtype_name}: {tokens} real tokens, {flops / 1e9:.1f} GFLOP per pass; GEMM peak "
-          + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items()) + " GFLOP/s (MFU uses the higher)")
+          + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items())
+          + " GFLOP/s on the model's own GEMM shapes (MFU uses the higher)")
     table = []
     for name, t in timings.items():
         table.append([name, f"{tokens / t.best:.0f}", f"{base / t.best:.2f}x", f"{flops / t.best / 1e9:.0f}",

@@ -21,7 +21,9 @@ def lazy_names(module: str, names: Mapping[str, str]) -> tuple[Callable[[str], A
         source = names.get(name)
         if source is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(source), name)
+        loaded = importlib.import_module(source)
+        # a name may stand for a submodule itself (``bertzoo.util``), not a name inside one
+        value = loaded if source == f"{module}.{name}" else getattr(loaded, name)
         namespace[name] = value  # later lookups skip this function
         return value
 

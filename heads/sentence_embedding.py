@@ -122,8 +122,11 @@ class BertForSentenceEmbedding(BertHead):
             )
         return {"pooling": info.pooling_mode, "normalize": bool(info.normalize)}
 
-    def save_extra_files(self, folder: Path) -> None:
-        """Write ``modules.json`` and ``1_Pooling/config.json`` (called by ``save_pretrained``), so
-        sentence-transformers, and bertzoo, load the folder with the same pooling and normalisation."""
+    def save_extra_files(self, folder: Path, context: Any = None) -> None:
+        """Write the sentence-transformers files (called by ``save_pretrained`` with a
+        :class:`bertzoo.checkpoint.save_sources.SaveContext`): ``modules.json``, ``1_Pooling/config.json``,
+        ``sentence_bert_config.json`` and ``config_sentence_transformers.json``, so sentence-transformers,
+        and bertzoo, load the folder with the same pooling, normalisation, max length and prompts."""
+        settings = dict(vars(context.embedding)) if context is not None else {}
         write_sentence_transformers_files(folder, pooling_mode=self.pooling, normalize=self.normalize,
-                                          dimension=self.spec.hidden_size)
+                                          dimension=self.spec.hidden_size, **settings)

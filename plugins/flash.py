@@ -1,4 +1,4 @@
-"""Variable-length attention over packed tokens (no padding is ever computed).
+"""Variable-length attention over packed tokens (no padding enters the layers; CPU attention pads within length buckets).
 
 Packed layout: q/k/v ``(T, h, d)`` where ``T`` is the total of real tokens of the batch, with
 ``mask.cu_seqlens`` ``(B + 1,)`` the offsets of each sequence and ``mask.max_seqlen`` the longest.
@@ -6,12 +6,15 @@ Output ``(T, h, d)``.
 
 Kernels, chosen per call by device:
 
-- CPU: one ``scaled_dot_product_attention`` call per sequence, on views of the packed tensors.
-  torch 2.13 has no CPU kernel for ``varlen_attn``/``aten::_flash_attention_forward``, nested
-  tensors fall back to a slow path, and bucketing or a block-diagonal mask compute or copy
-  padding; measured in ``benchmarks/attention_micro.py``, the loop beats them all (x1.3 over
-  8 length buckets, x2.5 over one padded batch, x20 over nested tensors) because SDPA's CPU
-  flash kernel takes strided input and each call is a few µs of dispatch.
+- CPU: sequences grouped by length into a few buckets (:func:`bertzoo.model.packing.bucket_groups`:
+  a sequence joins the bucket of its longest while padding costs under 30% of its attention work
+  or under 32² token pairs), each gathered into one padded ``(m, h, L, d)`` SDPA call with a
+  key-padding mask (:func:`varlen_bucketed`). One parallel region per bucket instead of one per
+  sequence: the per-sequence loop (:func:`varlen_loop`) stalls when other processes hold cores,
+  since every sequence's OpenMP region waits for all threads. ``benchmarks/attention_micro.py``
+  measures both (and FlexAttention: ~40 s to compile, a block mask per batch, no faster):
+  on main-job batches (sorted by length, 4096 tokens) buckets are ~1.6x the loop with the other
+  helpers' load and ~2.5-3.6x with a competing matmul process besides.
 - CUDA, fp16/bf16, no dropout: ``flash_attn.flash_attn_varlen_func`` when the flash-attn
   package is installed, else ``torch.nn.attention.varlen.varlen_attn``. Other CUDA cases
   (fp32, dropout) use the per-sequence loop.
@@ -38,9 +41,11 @@ from torch import Tensor
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionCapabilities, AttentionMask
 from bertzoo.model.masks import bias_block, window_band
-from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
+from bertzoo.model.packing import OFFSETS, Bucket, BucketPlan, Packing, bucket_plan, packing_from_mask
 from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
+
+BUCKETS = "bertzoo:flash:buckets"  # mask.cache key: the BucketPlan of a packed forward
 
 
 def _offsets(mask: AttentionMask) -> list[int]:
@@ -58,6 +63,15 @@ def _offsets(mask: AttentionMask) -> list[int]:
     return cached
 
 
+def _extra_mask(q: Tensor, n: int, bias: Tensor | None, window: int | None) -> Tensor | None:
+    """``(1, 1|h, n, n)`` additive bias and/or band for a sequence of length ``n``, or None."""
+    band = window_band(n, n, 0, window, q.device) if window is not None else None
+    if bias is None:
+        return band
+    block = bias_block(bias, n).to(device=q.device, dtype=q.dtype)
+    return block if band is None else block.masked_fill(~band, torch.finfo(q.dtype).min)
+
+
 def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: bool,
                 dropout_p: float, scale: float | None, bias: Tensor | None = None,
                 window: int | None = None) -> Tensor:
@@ -67,15 +81,6 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
     ``bias`` (a position bias, :attr:`~bertzoo.interfaces.AttentionMask.bias`): sequence ``i`` of
     length ``n`` adds its top-left ``n × n`` block; ``window``: keys with ``|i - j| <= window`` only.
     """
-
-    def extra_mask(n: int) -> Tensor | None:
-        """``(1, 1|h, n, n)`` additive bias and/or band for a sequence of length ``n``, or None."""
-        band = window_band(n, n, 0, window, q.device) if window is not None else None
-        if bias is None:
-            return band
-        block = bias_block(bias, n).to(device=q.device, dtype=q.dtype)
-        return block if band is None else block.masked_fill(~band, torch.finfo(q.dtype).min)
-
     lengths = {end - start for start, end in pairwise(offsets)}
     if len(lengths) == 1 and len(offsets) > 2 and offsets[-1]:
         batch, length = len(offsets) - 1, offsets[-1] // (len(offsets) - 1)
@@ -83,7 +88,8 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
         def batched(t: Tensor) -> Tensor:
             return t.unflatten(0, (batch, length)).transpose(1, 2)  # (B, h, L, d) view
 
-        o = F.scaled_dot_product_attention(batched(q), batched(k), batched(v), attn_mask=extra_mask(length),
+        o = F.scaled_dot_product_attention(batched(q), batched(k), batched(v),
+                                           attn_mask=_extra_mask(q, length, bias, window),
                                            dropout_p=dropout_p, is_causal=causal, scale=scale)
         return o.transpose(1, 2).reshape(q.shape[0], q.shape[1], v.shape[-1])
     outs = []
@@ -93,13 +99,79 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
         # (L, h, d) -> (1, h, L, d) views: no copy, the kernels read strided input
         o = F.scaled_dot_product_attention(
             q[start:end].transpose(0, 1)[None], k[start:end].transpose(0, 1)[None],
-            v[start:end].transpose(0, 1)[None], attn_mask=extra_mask(end - start), dropout_p=dropout_p,
-            is_causal=causal, scale=scale,
+            v[start:end].transpose(0, 1)[None], attn_mask=_extra_mask(q, end - start, bias, window),
+            dropout_p=dropout_p, is_causal=causal, scale=scale,
         )
         outs.append(o[0].transpose(0, 1))
     if not outs:
         return q.new_zeros(q.shape[:-1] + v.shape[-1:])
     return torch.cat(outs)
+
+
+def _bucket_mask(plan: BucketPlan, bucket: Bucket, *, causal: bool, bias: Tensor | None, window: int | None,
+                 dtype: torch.dtype) -> Tensor | None:
+    """``(m|1, 1|h, L, L)`` bool (True = attend) or additive mask of one bucket, or None; once per forward.
+
+    Padding keys are masked; padding queries (dropped afterwards) see every key, so no row is
+    empty (an empty row would put NaN into the backward pass).
+    """
+    key = (id(bucket), causal, window, None if bias is None else (id(bias), dtype))
+    if key in plan.cache:
+        return plan.cache[key]  # type: ignore[no-any-return]
+    width, device = bucket.width, bucket.rows.device
+    allowed: Tensor | None = None
+    if causal:
+        allowed = torch.ones(width, width, dtype=torch.bool, device=device).tril()[None, None]
+    if window is not None:
+        band = window_band(width, width, 0, window, device)[None, None]
+        allowed = band if allowed is None else allowed & band
+    if bucket.real is not None:
+        keys = bucket.real[:, None, None, :]  # (m, 1, 1, L)
+        allowed = keys if allowed is None else allowed & keys
+        allowed = allowed | ~bucket.real[:, None, :, None]
+    mask = allowed
+    if bias is not None:
+        block = bias_block(bias, width).to(device=device, dtype=dtype)
+        mask = block if allowed is None else block.masked_fill(~allowed, torch.finfo(dtype).min)
+    plan.cache[key] = mask
+    return mask
+
+
+def varlen_bucketed(q: Tensor, k: Tensor, v: Tensor, plan: BucketPlan, *, causal: bool, dropout_p: float,
+                    scale: float | None, bias: Tensor | None = None, window: int | None = None) -> Tensor:
+    """Packed ``(T, h, d)`` attention as one batched SDPA call per length bucket (:class:`BucketPlan`).
+
+    Each bucket gathers its sequences into ``(m, L, h, d)``, padded to its longest, and runs one
+    kernel over all of them and every head, so a forward opens a parallel region per bucket
+    (a few) instead of one per sequence. ``bias`` and ``window`` as :func:`varlen_loop`.
+    """
+    outs = []
+    for bucket in plan.buckets:
+        mask = _bucket_mask(plan, bucket, causal=causal, bias=bias, window=window, dtype=q.dtype)
+        # (m, L, h, d) gathered (or a view of consecutive rows), seen as (m, h, L, d): the CPU kernels
+        # read strided input
+        if bucket.start is not None:
+            m, width = bucket.rows.shape
+            span = slice(bucket.start, bucket.start + m * width)
+            qb, kb, vb = (t[span].unflatten(0, (m, width)).transpose(1, 2) for t in (q, k, v))
+        else:
+            qb, kb, vb = (t[bucket.rows].transpose(1, 2) for t in (q, k, v))
+        o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout_p,
+                                           is_causal=causal and mask is None, scale=scale)
+        o = o.transpose(1, 2).flatten(0, 1)  # (m · L, h, d)
+        outs.append(o if bucket.keep is None else o.index_select(0, bucket.keep))
+    if not outs:
+        return q.new_zeros(q.shape[:-1] + v.shape[-1:])
+    out = torch.cat(outs) if len(outs) > 1 else outs[0]
+    return out if plan.order is None else out.index_select(0, plan.order)
+
+
+def _bucket_plan(mask: AttentionMask, offsets: list[int], device: torch.device) -> BucketPlan:
+    """The mask's :class:`BucketPlan`, made once per forward (kept in ``mask.cache``)."""
+    plan = mask.cache.get(BUCKETS)
+    if plan is None:
+        plan = mask.cache[BUCKETS] = bucket_plan(offsets, device)
+    return plan  # type: ignore[no-any-return]
 
 
 def _cuda_varlen(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, causal: bool,
@@ -183,7 +255,11 @@ class FlashAttention(ProbabilityFreeAttention):
             out = _cuda_varlen(q, k, v, mask, causal=mask.causal, scale=scale)
             if out is not None:
                 return out
-        return varlen_loop(q, k, v, _offsets(mask), causal=mask.causal, dropout_p=dropout_p, scale=scale,
+        offsets = _offsets(mask)
+        if q.device.type == "cpu":
+            return varlen_bucketed(q, k, v, _bucket_plan(mask, offsets, q.device), causal=mask.causal,
+                                   dropout_p=dropout_p, scale=scale, bias=mask.bias, window=mask.window)
+        return varlen_loop(q, k, v, offsets, causal=mask.causal, dropout_p=dropout_p, scale=scale,
                            bias=mask.bias, window=mask.window)
 
     @staticmethod

@@ -16,8 +16,14 @@
 Per-layer options come from ``layer_index`` (the factory passes it), so one registered layer serves
 every depth. Rotary cos/sin are made once per forward and base, kept in the
 :class:`~bertzoo.interfaces.Positions` cache, in fp32 and rounded to the working dtype as
-transformers does; q and k rotate in fp32. Eager softmax runs in the working dtype (transformers'
-ModernBERT upcasts to fp32: identical in fp32, rounding-level in bf16).
+transformers does; q and k rotate in fp32. Eager softmax: transformers' ModernBERT asks for fp32
+(``softmax(..., dtype=float32).to(bf16)``); torch's softmax of a bf16 tensor already accumulates
+in fp32 and rounds once, so the shared eager op gives the same bits (tests/families/test_modernbert.py
+checks bf16 probabilities and states against transformers).
+
+Padding: a padded query whose local window holds only padding sees no key. It gives zeros, as
+transformers' default sdpa path does (bitwise); transformers' eager path gives there the mean of
+every value row instead (``finfo.min`` masks absorb the scores). Real tokens never see padding.
 
 Shape legend: B batch, S sequence, T packed tokens, H hidden, h heads, d head size, I intermediate.
 """
@@ -92,7 +98,12 @@ class ModernBertEmbeddings(nn.Module):
     """``tok_embeddings`` → ``norm`` → dropout. Keys ``embeddings.tok_embeddings``, ``embeddings.norm``.
 
     ``word_embeddings`` names ``tok_embeddings`` (the trunk and the MLM decoder tie read it).
+    ``max_positions`` is None: no position table, so the trunk takes inputs longer than
+    ``max_position_embeddings`` as transformers does (rotary tables are computed from the positions;
+    the tokenizer's ``model_max_length`` truncates).
     """
+
+    max_positions: int | None = None
 
     def __init__(self, spec: Any, norm_bias: bool = False, embedding_dropout: float = 0.0) -> None:
         super().__init__()

@@ -188,6 +188,19 @@ def test_spec_reference_is_generated_and_fresh() -> None:
     )
 
 
+def test_api_reference_is_generated_and_fresh() -> None:
+    sys.path.insert(0, str(DOCS))
+    try:
+        import api_reference
+    finally:
+        sys.path.remove(str(DOCS))
+    current = (DOCS / "api.md").read_text(encoding="utf-8")
+    assert current == api_reference.render(), (
+        "docs/api.md is stale (a public signature or docstring changed); regenerate it with: "
+        "python docs/gen_reference.py"
+    )
+
+
 def test_every_page_is_linked_from_the_index() -> None:
     index = (DOCS / "index.md").read_text(encoding="utf-8")
     missing = [p for p in PAGES if p != "index.md" and f"({p})" not in index]

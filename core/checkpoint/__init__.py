@@ -12,6 +12,8 @@
 | ``hf_config`` | supported families; config.json ↔ head, head options, dtype; the config.json a save writes |
 | ``sentence_transformers`` | ``modules.json`` and pooling configs, read and written |
 | ``save`` | :func:`save_pretrained` and :class:`PretrainedMixin` |
+| ``model_card`` | the README.md model card a save writes (spec, source, ``bertzoo verify`` figures) |
+| ``push`` | ``push_to_hub``: a staged save uploaded through huggingface_hub |
 
 ``from_pretrained`` needs the factory, so it lives above it, in :mod:`bertzoo.pretrained`.
 
@@ -43,9 +45,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                   "head_options_from_config", "spec_from_config",
                   "head_record_for_architecture", "head_record_of", "hf_config_for", "read_hf_config",
                   "saved_components", "spec_of", "supported_model_types"),
-    "sentence_transformers": ("NORMALIZE_FOLDER", "POOLING_FOLDER", "POOLING_MODE_KEYS", "SentenceTransformerInfo",
-                              "pooling_config", "pooling_modes_of", "read_sentence_transformers_info",
+    "sentence_transformers": ("MODEL_CONFIG_FILE", "NORMALIZE_FOLDER", "POOLING_FOLDER", "POOLING_MODE_KEYS",
+                              "SENTENCE_BERT_CONFIG_FILE", "SIMILARITY_FN_NAMES", "SentenceTransformerInfo",
+                              "config_sentence_transformers", "pooling_config", "pooling_modes_of",
+                              "read_model_config", "read_sentence_transformers_info", "sentence_bert_config",
                               "write_sentence_transformers_files"),
+    "model_card": ("CARD_FILE", "CARD_MARKER", "is_bertzoo_card", "parity_section", "record_verification",
+                   "render_model_card", "report_dict"),
+    "push": ("push_folder", "push_to_hub"),
     "hub": ("HUB_PATTERNS", "PICKLE_PATTERNS", "has_checkpoint", "hub_cache_dir", "is_offline", "looks_like_hub_id",
             "resolve_model_dir"),
     "default_model": ("DEFAULT_ALIASES", "DEFAULT_MODEL", "DEFAULT_PACKAGE", "default_model_dir", "resolve_model"),
@@ -120,6 +127,19 @@ if TYPE_CHECKING:  # pragma: no cover - what the names are, for type checkers
         strip_base,
     )
     from bertzoo.checkpoint.meta import ModuleSet, assign_state, no_torch_init  # noqa: F401
+    from bertzoo.checkpoint.model_card import (  # noqa: F401
+        CARD_FILE,
+        CARD_MARKER,
+        is_bertzoo_card,
+        parity_section,
+        record_verification,
+        render_model_card,
+        report_dict,
+    )
+    from bertzoo.checkpoint.push import (  # noqa: F401
+        push_folder,
+        push_to_hub,
+    )
     from bertzoo.checkpoint.report import LoadReport  # noqa: F401
     from bertzoo.checkpoint.save import (  # noqa: F401
         PretrainedMixin,
@@ -129,13 +149,19 @@ if TYPE_CHECKING:  # pragma: no cover - what the names are, for type checkers
         write_weights,
     )
     from bertzoo.checkpoint.sentence_transformers import (  # noqa: F401
+        MODEL_CONFIG_FILE,
         NORMALIZE_FOLDER,
         POOLING_FOLDER,
         POOLING_MODE_KEYS,
+        SENTENCE_BERT_CONFIG_FILE,
+        SIMILARITY_FN_NAMES,
         SentenceTransformerInfo,
+        config_sentence_transformers,
         pooling_config,
         pooling_modes_of,
+        read_model_config,
         read_sentence_transformers_info,
+        sentence_bert_config,
         write_sentence_transformers_files,
     )
     from bertzoo.checkpoint.weights import (  # noqa: F401

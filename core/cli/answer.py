@@ -9,20 +9,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bertzoo.cli._common import (
-    add_model_options,
-    check_output,
-    emit,
-    run_options,
-)
+from bertzoo.cli._common import add_model_options, check_output, emit, refuse_default_model, run_options
 
 
 def run(args: argparse.Namespace) -> int:
     from bertzoo.inference.pipeline import answer
 
+    refuse_default_model(args, "answer")
     check_output(args.output)
-    result = answer(args.question, args.context, args.model,
-                              **run_options(args, batches=False))
+    result = answer(args.question, args.context, args.model, **run_options(args, batches=False))
     emit([{"question": args.question, **result}], args.output)
     return 0
 
@@ -35,6 +30,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("question", metavar="QUESTION")
     p.add_argument("context", metavar="CONTEXT")
     p.add_argument("--output", "-o", default=None, metavar="FILE",
-                   help="write to FILE (.jsonl) instead of a JSON line on stdout; written atomically")
+                   help="write to FILE (.jsonl or .parquet) instead of a JSON line on stdout ('-' = stdout); "
+                        "written atomically")
     add_model_options(p, batches=False)
     p.set_defaults(func=run)

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from bertzoo.verify import verify
 
     def progress(line: str) -> None:
-        if not args.quiet:
+        if not getattr(args, "quiet", False):
             print(f"bertzoo verify: {line}", file=sys.stderr, flush=True)
 
     report = verify(
@@ -54,5 +54,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="size of the length-sorted batches (default 4)")
     p.add_argument("--revision", default=None, help="branch, tag or commit for hub ids")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress lines on stderr (errors only)")
     p.set_defaults(func=run)

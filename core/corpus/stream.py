@@ -8,6 +8,8 @@ token-budget batching applies.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,25 @@ from bertzoo.inference.truncation import TruncationTally, check_policy
 from bertzoo.inference.vectors import check_output_options, check_precision, shape_vectors
 
 DEFAULT_CHUNK_SIZE = 4096  # texts tokenized and batched together: bounded memory, good length sorting
+# Hand free C-heap pages back to the OS after each chunk (glibc only). Activations of a new size
+# every batch leave freed holes that glibc keeps; benchmarks/stream_memory.py measures the effect.
+TRIM_HEAP = True
+_malloc_trim: object = None  # None: not looked up yet; False: not glibc
+
+
+def release_free_heap() -> bool:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``); False where unavailable."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _malloc_trim = libc.malloc_trim
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without it)
+            _malloc_trim = False
+    if _malloc_trim is False:
+        return False
+    _malloc_trim(0)  # type: ignore[operator]
+    return True
 
 
 @dataclass
@@ -81,6 +102,8 @@ def embed_chunk(pipe: Any, texts: list[str], start: int, options: StreamOptions,
     normalize = bool(pipe.embedding_normalize) if options.normalize is None else options.normalize
     shaped = shape_vectors(raw, normalize=normalize, dim=options.dim, precision=options.precision,
                            first_index=start, where=where)
+    if TRIM_HEAP:
+        release_free_heap()
     return StreamChunk(start, shaped.values, fitted.tokens.astype(np.int32), fitted.truncated.copy(), shaped.scales)
 
 
@@ -151,4 +174,4 @@ def embed_stream(
     counts.warn()  # one line for the whole stream, at the caller
 
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "StreamChunk", "StreamOptions", "embed_chunk", "embed_stream"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "StreamChunk", "StreamOptions", "embed_chunk", "embed_stream", "release_free_heap"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import threading
@@ -53,6 +54,21 @@ class PipelineOptions:
     attention: str | None = None
     max_length: int | None = None
     head: str | None = None
+    allow_random_head: bool = False
+
+
+# What to pass for each main-job task when the model given cannot serve it (error messages).
+TASK_MODEL_KINDS: dict[str, str] = {
+    "classify": "a sequence-classification checkpoint (a model fine-tuned to label texts)",
+    "rerank": "a cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L6-v2)",
+    "fill-mask": "a masked-language model (e.g. google-bert/bert-base-uncased)",
+    "token-classify": "a token-classification checkpoint (e.g. dslim/bert-base-NER)",
+    "answer": "a question-answering checkpoint (e.g. deepset/bert-base-cased-squad2)",
+}
+
+
+class RandomHeadWarning(UserWarning):
+    """A task head runs with weights initialised at random (``allow_random_head=True``): its answers are noise."""
 
 
 def head_tasks(record: ComponentRecord) -> tuple[str, ...]:
@@ -138,20 +154,84 @@ def _task_head(task: str, head: str | None, folder: Path, registry: Registry) ->
                      "name one with head=")
 
 
-def _check_head_loaded(model: Any, record: ComponentRecord, task: str, folder: Path) -> None:
-    """A task head whose weights the checkpoint lacks would give random answers: refuse it."""
+def model_kind(task: str) -> str:
+    """The kind of checkpoint that serves ``task``, for error messages."""
+    return TASK_MODEL_KINDS.get(task, f"a checkpoint fine-tuned for {task!r}")
+
+
+def refuse_embedding_model(task: str, head: str | None, folder: Path, registry: Registry) -> None:
+    """Refuse, before anything is loaded, a non-embedding task on a checkpoint whose recorded head only
+    embeds (a sentence-transformers folder such as the default model): it holds no weights for any other
+    task's head, so that head would be random.
+
+    Raises:
+        InputError: naming the kind of model to pass instead.
+    """
+    if head is not None or task == "embed":
+        return
+    recorded = recorded_head(folder, registry)
+    if recorded is None or head_tasks(recorded) != ("embed",):
+        return
+    raise InputError(
+        f"{str(folder)!r} is a sentence-embedding model, with no {task!r} head (it would be random); pass "
+        f"{model_kind(task)} as the model (model=PATH, or --model PATH on the command line), or "
+        "allow_random_head=True (--allow-random-head) to run a random head anyway"
+    )
+
+
+def _fresh_head_keys(model: Any, task: str) -> list[str]:
+    """Keys of ``model`` initialised rather than loaded, the embedding's unused pooler aside."""
     report = getattr(model, "load_report", None)
     if report is None:
+        return []
+    return [k for k in report.newly_initialized if not (k.startswith(("bert.pooler.", "pooler.")) and task == "embed")]
+
+
+def _check_head_loaded(fresh: list[str], record: ComponentRecord, task: str, folder: Path, allow: bool) -> None:
+    """A task head whose weights the checkpoint lacks would give random answers: refuse it, or with
+    ``allow`` say loudly which keys are random."""
+    if not fresh:
         return
-    fresh = [k for k in report.newly_initialized
-             if not (k.startswith(("bert.pooler.", "pooler.")) and task == "embed")]
-    if fresh:
-        shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
-        raise CheckpointError(
-            f"{str(folder)!r} has no weights for {shown}, which the {record.full_name!r} head needs for the "
-            f"{task!r} task (they would be random); use a checkpoint fine-tuned for {task!r}, or name the head "
-            "it was saved with (head=...)"
-        )
+    shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
+    if allow:
+        warnings.warn(
+            f"RANDOM HEAD: {shown} of the {record.full_name!r} head were initialised at random, not loaded from "
+            f"{str(folder)!r}; its {task!r} results are noise (allow_random_head=True)", RandomHeadWarning,
+            stacklevel=4)
+        return
+    raise CheckpointError(
+        f"{str(folder)!r} has no weights for {shown}, which the {record.full_name!r} head needs for the "
+        f"{task!r} task (they would be random); pass {model_kind(task)}, or name the head it was saved with "
+        "(head=...), or allow_random_head=True (--allow-random-head) to run it anyway"
+    )
+
+
+class _HeldRecords(logging.Filter):
+    """Holds back this thread's records of a logger (the load report); the caller replays or drops them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        self.held.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def held_load_report() -> Iterator[_HeldRecords]:
+    """The load report ``from_pretrained`` logs, held back so a refused head shows its one-line error
+    alone; the caller replays ``held.held`` when the load is accepted."""
+    logger = logging.getLogger("bertzoo.pretrained")
+    held = _HeldRecords()
+    logger.addFilter(held)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(held)
 
 
 class Engine:
@@ -169,10 +249,14 @@ class Engine:
         device: ``"cpu"``, ``"cuda"``, ...; default CPU.
         attention: an attention name; None = ``auto``.
         max_length: truncation length; default the model's.
+        allow_random_head: run a task head whose weights the checkpoint lacks (initialised at
+            random), with a :class:`RandomHeadWarning` naming them; by default that is refused,
+            and a non-embedding task on a sentence-embedding checkpoint is refused before loading.
 
     Raises:
         CheckpointError: the model cannot be found or read, or lacks the task head's weights.
-        InputError: an unknown task, a head that does not serve it, or bad switches.
+        InputError: an unknown task, a head that does not serve it, a sentence-embedding
+            checkpoint for another task, or bad switches.
     """
 
     def __init__(
@@ -189,6 +273,7 @@ class Engine:
         attention: str | None = None,
         max_length: int | None = None,
         registry: Registry | None = None,
+        allow_random_head: bool = False,
     ) -> None:
         import torch
 
@@ -202,8 +287,10 @@ class Engine:
         self.folder = resolve_model(model)
         self.compute = precision_name(compute, dtype=dtype, quantize=quantize, registry=reg)
         self.head_record = resolve_task_head(task, head, self.folder, reg)
+        if not allow_random_head:
+            refuse_embedding_model(task, head, self.folder, reg)
         self.options = PipelineOptions(task, str(self.folder), self.compute, bool(compile), device, attention,
-                                       max_length, self.head_record.full_name)
+                                       max_length, self.head_record.full_name, bool(allow_random_head))
         st_info = read_sentence_transformers_info(self.folder)
         self.tokenizer_folder = st_info.transformer_path if st_info is not None else self.folder
         if max_length is None and st_info is not None and st_info.max_seq_length and not (
@@ -211,9 +298,13 @@ class Engine:
             max_length = int(st_info.max_seq_length)  # sentence_bert_config.json next to modules.json only
         self.tokenizer: Tokenizer = Tokenizer.from_folder(self.tokenizer_folder, max_length=max_length)
 
-        self.model: Any = from_pretrained(self.folder, head=self.head_record.full_name, attention=attention,
-                                          device=device, registry=reg)
-        _check_head_loaded(self.model, self.head_record, task, self.folder)
+        with held_load_report() as report:
+            self.model: Any = from_pretrained(self.folder, head=self.head_record.full_name, attention=attention,
+                                              device=device, registry=reg)
+        _check_head_loaded(_fresh_head_keys(self.model, task), self.head_record, task, self.folder,
+                           allow_random_head)
+        for record in report.held:  # accepted: the load report is shown (a refusal's error says it all)
+            logging.getLogger(record.name).handle(record)
         self.model.eval()
         self.head: Any = self.model  # the task contract's owner
         self.bert: Any = self.model.bert
@@ -286,11 +377,15 @@ class Engine:
 
         packed = self.packed if packed is None else packed and self.packed
         budget = DEFAULT_BATCH_TOKENS if batch_tokens is None else int(batch_tokens)
+        total = int(enc.lengths.sum())
+        # counted in real tokens, not texts: batches run longest first, so a count of texts would
+        # give an ETA far too long at the start (the same work per token holds across the job)
         bar = None
-        if show_progress(progress, int(enc.lengths.sum())):
+        if show_progress(progress, total):
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(enc), unit="text", desc=self.task, file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=total, unit="tok", unit_scale=True, desc=self.task, file=sys.stderr,
+                       dynamic_ncols=True)
         try:
             for idx in plan_batches(enc.lengths, budget, padded=not packed):
                 ids = [enc.ids[i] for i in idx]
@@ -309,7 +404,7 @@ class Engine:
                     inputs = {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
                 yield Batch(torch.as_tensor(idx, device=self.device), inputs, int(enc.lengths[idx[0]]))
                 if bar is not None:
-                    bar.update(len(idx))
+                    bar.update(int(enc.lengths[idx].sum()))
         finally:
             if bar is not None:
                 bar.close()
@@ -349,4 +444,5 @@ class Engine:
         return value
 
 
-__all__ = ["Engine", "PipelineOptions", "head_tasks", "recorded_head", "resolve_task_head"]
+__all__ = ["TASK_MODEL_KINDS", "Engine", "PipelineOptions", "RandomHeadWarning", "head_tasks", "held_load_report",
+           "model_kind", "recorded_head", "refuse_embedding_model", "resolve_task_head"]

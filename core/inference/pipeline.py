@@ -36,10 +36,17 @@ from bertzoo.inference.precision import precision_name
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from bertzoo.inference.prompts import PromptSettings
     from bertzoo.inference.tokenizer import FittedIds
 
 _CACHE_SIZE = 4  # pipelines kept by the module-level functions
 Model = str | os.PathLike[str] | None
+
+
+def _prompt_settings(folder: Path) -> PromptSettings:
+    from bertzoo.inference.prompts import prompt_settings
+
+    return prompt_settings(folder)
 
 
 class Pipeline(Engine):
@@ -51,6 +58,22 @@ class Pipeline(Engine):
 
     # -- embed -----------------------------------------------------------------------------------
     @property
+    def prompts(self) -> dict[str, str]:
+        """The folder's prompts (``config_sentence_transformers.json``): name -> text prepended to each input."""
+        return dict(_prompt_settings(self.folder).prompts)
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        """The prompt :meth:`embed` applies when a call names none (None: no prompt)."""
+        return _prompt_settings(self.folder).default_prompt_name
+
+    @property
+    def similarity_fn_name(self) -> str | None:
+        """The folder's saved similarity function (``cosine``, ``dot``, ``euclidean``, ``manhattan``;
+        None if not saved, and sentence-transformers then uses cosine)."""
+        return _prompt_settings(self.folder).similarity_fn_name
+
+    @property
     def dimension(self) -> int:
         """Width of the vectors :meth:`embed` returns."""
         return _embed.dimension(self)
@@ -61,28 +84,42 @@ class Pipeline(Engine):
         return _embed.default_normalize(self)
 
     def encode_for_embedding(self, texts: Sequence[str], truncate: str = "warn", *, first_index: int = 0,
-                             ) -> FittedIds:
-        """Tokenize whole texts and apply the truncation policy (see :mod:`bertzoo.inference.truncation`)."""
-        return _embed.encode_for_embedding(self, texts, truncate, first_index=first_index)
+                             prompt: str | None = None, prompt_name: str | None = None) -> FittedIds:
+        """Prepend the prompt (``prompt``, ``prompt_name``, else :attr:`default_prompt_name`'s), tokenize
+        whole texts and apply the truncation policy (see :mod:`bertzoo.inference.truncation`)."""
+        return _embed.encode_for_embedding(self, texts, truncate, first_index=first_index, prompt=prompt,
+                                           prompt_name=prompt_name)
 
     def embed_encoded(self, fitted: FittedIds, *, batch_tokens: int | None = None, normalize: bool | None = None,
-                      progress: bool | None = None, threads: int | None = None) -> Tensor:
+                      progress: bool | None = None, threads: int | None = None,
+                      truncate_dim: int | None = None) -> Tensor:
         """``(N, D)`` float32 vectors on the device of texts encoded by :meth:`encode_for_embedding`."""
         return _embed.embed_encoded(self, fitted, batch_tokens=batch_tokens, normalize=normalize, progress=progress,
-                                    threads=threads)
+                                    threads=threads, truncate_dim=truncate_dim)
 
     def embed(self, texts: str | Iterable[str], *, batch_tokens: int | None = None, normalize: bool | None = None,
               progress: bool | None = None, threads: int | None = None, output: Literal["numpy", "torch"] = "numpy",
-              truncate: str = "warn") -> Any:
+              truncate: str = "warn", prompt: str | None = None, prompt_name: str | None = None,
+              precision: str = "float32", truncate_dim: int | None = None) -> Any:
         """Sentence vectors in input order: ``(N, D)`` float32 (``(D,)`` for one string).
 
         Args:
             normalize: L2-normalise; None = as the head says (sentence-transformers' Normalize).
             output: ``"numpy"`` or ``"torch"`` (a tensor on the device).
             truncate: ``"warn"``, ``"silent"``, ``"error"`` or ``"chunk"``.
+            prompt: text prepended to each input (``""``: none, not even the default prompt).
+            prompt_name: one of :attr:`prompts`; None = :attr:`default_prompt_name` (if any).
+            precision: ``"float32"``, ``"int8"``, ``"uint8"``, ``"binary"`` or ``"ubinary"``
+                (sentence-transformers' ``quantize_embeddings``; int8 ranges come from this call).
+            truncate_dim: keep the first dimensions (Matryoshka models), cut after the model's
+                normalisation as sentence-transformers does; ``normalize=True`` renormalises.
+
+        Raises:
+            InputError: an unknown ``prompt_name`` (the message lists the known ones) or a bad option.
         """
         return _embed.embed(self, texts, batch_tokens=batch_tokens, normalize=normalize, progress=progress,
-                            threads=threads, output=output, truncate=truncate)
+                            threads=threads, output=output, truncate=truncate, prompt=prompt,
+                            prompt_name=prompt_name, precision=precision, truncate_dim=truncate_dim)
 
     # -- classify / rerank -----------------------------------------------------------------------
     def classify(self, texts: Any, *, top_k: int | None = 1,
@@ -128,20 +165,25 @@ _pipelines_lock = threading.Lock()
 
 def get_pipeline(task: str, model: Model = None, *, head: str | None = None, compute: str | None = None,
                  dtype: Any = None, quantize: str | None = None, compile: bool = False, device: str | None = None,
-                 attention: str | None = None, max_length: int | None = None) -> Pipeline:
-    """A :class:`Pipeline` for these options, loaded once and kept (the last few are cached)."""
+                 attention: str | None = None, max_length: int | None = None,
+                 allow_random_head: bool = False) -> Pipeline:
+    """A :class:`Pipeline` for these options, loaded once and kept (the last few are cached).
+
+    ``allow_random_head=True`` runs a task head whose weights the checkpoint lacks (its answers are
+    noise); without it such a pipeline is refused (see :class:`~bertzoo.inference.engine.Engine`).
+    """
     from bertzoo.checkpoint.default_model import resolve_model
 
     folder = resolve_model(model)
     key = PipelineOptions(task, str(folder), precision_name(compute, dtype=dtype, quantize=quantize), bool(compile),
-                          device, attention, max_length, head)
+                          device, attention, max_length, head, bool(allow_random_head))
     with _pipelines_lock:
         pipe = _pipelines.get(key)
         if pipe is not None:
             _pipelines.move_to_end(key)
             return pipe
     pipe = Pipeline(folder, task=task, head=head, compute=key.compute, compile=compile, device=device,
-                    attention=attention, max_length=max_length)
+                    attention=attention, max_length=max_length, allow_random_head=bool(allow_random_head))
     with _pipelines_lock:
         _pipelines[key] = pipe
         while len(_pipelines) > _CACHE_SIZE:
@@ -158,24 +200,30 @@ def clear_cache() -> None:
 def embed(texts: str | Iterable[str], model: Model = None, *, head: str | None = None,
           batch_tokens: int | None = None, compute: str | None = None, dtype: Any = None, quantize: str | None = None,
           compile: bool = False, threads: int | None = None, device: str | None = None, normalize: bool | None = None,
-          progress: bool | None = None, output: Literal["numpy", "torch"] = "numpy", truncate: str = "warn") -> Any:
+          progress: bool | None = None, output: Literal["numpy", "torch"] = "numpy", truncate: str = "warn",
+          prompt: str | None = None, prompt_name: str | None = None, precision: str = "float32",
+          truncate_dim: int | None = None, allow_random_head: bool = False) -> Any:
     """Sentence vectors for ``texts`` (see :meth:`Pipeline.embed`); the model is loaded once and cached.
 
-    ``model=None`` is all-MiniLM-L6-v2 (384-dim, L2-normalised, 256-token truncation).
+    ``model=None`` is all-MiniLM-L6-v2 (384-dim, L2-normalised, 256-token truncation). A folder whose
+    ``config_sentence_transformers.json`` sets ``default_prompt_name`` gets that prompt unless
+    ``prompt=`` / ``prompt_name=`` say otherwise (``prompt=""``: no prompt).
     """
     pipe = get_pipeline("embed", model, head=head, compute=compute, dtype=dtype, quantize=quantize, compile=compile,
-                        device=device)
+                        device=device, allow_random_head=allow_random_head)
     return pipe.embed(texts, batch_tokens=batch_tokens, normalize=normalize, progress=progress, threads=threads,
-                      output=output, truncate=truncate)
+                      output=output, truncate=truncate, prompt=prompt, prompt_name=prompt_name,
+                      precision=precision, truncate_dim=truncate_dim)
 
 
 def classify(texts: Any, model: Model = None, *, head: str | None = None, top_k: int | None = 1,
              function_to_apply: Literal["softmax", "sigmoid", "none"] | None = None, batch_tokens: int | None = None,
              compute: str | None = None, dtype: Any = None, quantize: str | None = None, compile: bool = False,
-             threads: int | None = None, device: str | None = None, progress: bool | None = None) -> Any:
+             threads: int | None = None, device: str | None = None, progress: bool | None = None,
+             allow_random_head: bool = False) -> Any:
     """Labels and scores (see :meth:`Pipeline.classify`) from a sequence-classification checkpoint."""
     pipe = get_pipeline("classify", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                        compile=compile, device=device)
+                        compile=compile, device=device, allow_random_head=allow_random_head)
     return pipe.classify(texts, top_k=top_k, function_to_apply=function_to_apply, batch_tokens=batch_tokens,
                          progress=progress, threads=threads)
 
@@ -184,10 +232,11 @@ def rerank(query: str, documents: Sequence[str], model: Model = None, *, head: s
            top_k: int | None = None, raw: bool = False, return_documents: bool = False,
            batch_tokens: int | None = None, compute: str | None = None, dtype: Any = None,
            quantize: str | None = None, compile: bool = False, threads: int | None = None,
-           device: str | None = None, progress: bool | None = None) -> list[dict[str, Any]]:
+           device: str | None = None, progress: bool | None = None,
+           allow_random_head: bool = False) -> list[dict[str, Any]]:
     """``documents`` ranked for ``query`` by a cross-encoder (see :meth:`Pipeline.rerank`)."""
     pipe = get_pipeline("rerank", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                        compile=compile, device=device)
+                        compile=compile, device=device, allow_random_head=allow_random_head)
     return pipe.rerank(query, documents, top_k=top_k, raw=raw, return_documents=return_documents,
                        batch_tokens=batch_tokens, progress=progress, threads=threads)
 
@@ -195,20 +244,21 @@ def rerank(query: str, documents: Sequence[str], model: Model = None, *, head: s
 def fill_mask(texts: str | Iterable[str], model: Model = None, *, head: str | None = None, top_k: int = 5,
               batch_tokens: int | None = None, compute: str | None = None, dtype: Any = None,
               quantize: str | None = None, compile: bool = False, threads: int | None = None,
-              device: str | None = None, progress: bool | None = None) -> Any:
+              device: str | None = None, progress: bool | None = None, allow_random_head: bool = False) -> Any:
     """Predictions for mask tokens (see :meth:`Pipeline.fill_mask`) from a masked-lm checkpoint."""
     pipe = get_pipeline("fill-mask", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                        compile=compile, device=device)
+                        compile=compile, device=device, allow_random_head=allow_random_head)
     return pipe.fill_mask(texts, top_k=top_k, batch_tokens=batch_tokens, progress=progress, threads=threads)
 
 
 def token_classify(texts: str | Iterable[str], model: Model = None, *, head: str | None = None,
                    aggregation: str = "simple", batch_tokens: int | None = None, compute: str | None = None,
                    dtype: Any = None, quantize: str | None = None, compile: bool = False, threads: int | None = None,
-                   device: str | None = None, progress: bool | None = None) -> Any:
+                   device: str | None = None, progress: bool | None = None,
+                   allow_random_head: bool = False) -> Any:
     """Entities per text (see :meth:`Pipeline.token_classify`) from a token-classification checkpoint."""
     pipe = get_pipeline("token-classify", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                        compile=compile, device=device)
+                        compile=compile, device=device, allow_random_head=allow_random_head)
     return pipe.token_classify(texts, aggregation=aggregation, batch_tokens=batch_tokens, progress=progress,
                                threads=threads)
 
@@ -216,10 +266,11 @@ def token_classify(texts: str | Iterable[str], model: Model = None, *, head: str
 def answer(question: str, context: str, model: Model = None, *, head: str | None = None,
            max_answer_len: int = _answer.MAX_ANSWER_LEN, batch_tokens: int | None = None,
            compute: str | None = None, dtype: Any = None, quantize: str | None = None, compile: bool = False,
-           threads: int | None = None, device: str | None = None) -> dict[str, Any]:
+           threads: int | None = None, device: str | None = None,
+           allow_random_head: bool = False) -> dict[str, Any]:
     """The answer to ``question`` in ``context`` (see :meth:`Pipeline.answer`) from a QA checkpoint."""
     pipe = get_pipeline("answer", model, head=head, compute=compute, dtype=dtype, quantize=quantize,
-                        compile=compile, device=device)
+                        compile=compile, device=device, allow_random_head=allow_random_head)
     return pipe.answer(question, context, max_answer_len=max_answer_len, batch_tokens=batch_tokens, threads=threads)
 
 

@@ -7,7 +7,7 @@ encoder length), H hidden, T real tokens of a packed batch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -28,9 +28,13 @@ def check_inputs(
     past: int,
     *,
     values: bool = True,
+    max_positions: int | None | Literal["spec"] = "spec",
 ) -> tuple[int, int]:
     """Shape/dtype checks (free) and, when ``values``, value checks (one host sync, skipped while
     compiling). Returns (B, S).
+
+    ``max_positions``: the longest input and the position-id bound (:func:`position_limit`; None:
+    no position table, any length); ``"spec"``: ``spec.max_position_embeddings``.
 
     Raises:
         InputError: the message names the argument, what it is and what it must be.
@@ -63,8 +67,8 @@ def check_inputs(
     if batch == 0:  # torch's reductions and reshapes fail on it with raw errors
         raise InputError("the input has batch size 0 (no sequences); give at least one sequence")
     total = past + seq
-    max_pos = spec.max_position_embeddings
-    if position_ids is None and total > max_pos:
+    max_pos = spec.max_position_embeddings if max_positions == "spec" else max_positions
+    if position_ids is None and max_pos is not None and total > max_pos:
         cached = f" (+ {past} cached)" if past else ""
         raise InputError(
             f"sequence length {seq}{cached} = {total} exceeds max_position_embeddings={max_pos}; "
@@ -99,7 +103,8 @@ def check_inputs(
     elif encoder_attention_mask is not None:
         raise InputError("encoder_attention_mask was given without encoder_hidden_states; give both or neither")
     if values and not torch.compiler.is_compiling():
-        check_values(spec, input_ids, token_type_ids, position_ids, attention_mask, encoder_attention_mask)
+        check_values(spec, input_ids, token_type_ids, position_ids, attention_mask, encoder_attention_mask,
+                     max_positions=max_pos)
     return batch, seq
 
 def check_values(
@@ -109,14 +114,19 @@ def check_values(
     position_ids: Tensor | None,
     attention_mask: Tensor | None,
     encoder_attention_mask: Tensor | None,
+    *,
+    max_positions: int | None | Literal["spec"] = "spec",
 ) -> None:
-    """Ids within their tables and 2-D float masks without negative values, in one host sync."""
+    """Ids within their tables and 2-D float masks without negative values, in one host sync.
+
+    ``max_positions``: the bound of ``position_ids`` (None: unbounded above), as :func:`check_inputs`."""
+    max_pos = spec.max_position_embeddings if max_positions == "spec" else max_positions
     # name -> (tensor, exclusive upper bound); min and max are fetched in one host sync
     bounded = [
         (name, t, limit) for name, t, limit in (
             ("input_ids", input_ids, spec.vocab_size),
             ("token_type_ids", token_type_ids, spec.type_vocab_size),
-            ("position_ids", position_ids, spec.max_position_embeddings),
+            ("position_ids", position_ids, max_pos),
         ) if t is not None
     ]
     # 2-D float masks with negative entries are additive masks in the wrong form
@@ -132,7 +142,7 @@ def check_values(
     values = torch.stack(stats).tolist()
     for i, (name, _, limit) in enumerate(bounded):
         low, high = values[2 * i], values[2 * i + 1]
-        if low < 0 or high >= limit:
+        if low < 0 or (limit is not None and high >= limit):
             bad = low if low < 0 else high
             field = {"input_ids": "vocab_size", "token_type_ids": "type_vocab_size"}.get(name, "max_position_embeddings")
             raise InputError(
@@ -191,6 +201,7 @@ def check_packed_inputs(
     position_ids: Tensor | None,
     *,
     values: bool = True,
+    max_positions: int | None | Literal["spec"] = "spec",
 ) -> Packing:
     """Checks of a packed call (``(T,)`` ids, ``(B + 1,)`` offsets); returns the batch's :class:`Packing`.
 
@@ -217,10 +228,10 @@ def check_packed_inputs(
         )
     if max_seqlen is not None and max_seqlen < packing.max_seqlen:
         raise InputError(f"max_seqlen={max_seqlen} is below the longest sequence ({packing.max_seqlen}) in cu_seqlens")
-    if position_ids is None and packing.max_seqlen > spec.max_position_embeddings:
+    max_pos = spec.max_position_embeddings if max_positions == "spec" else max_positions
+    if position_ids is None and max_pos is not None and packing.max_seqlen > max_pos:
         raise InputError(
-            f"a sequence of {packing.max_seqlen} tokens exceeds max_position_embeddings="
-            f"{spec.max_position_embeddings}; truncate it"
+            f"a sequence of {packing.max_seqlen} tokens exceeds max_position_embeddings={max_pos}; truncate it"
         )
     for name, ids in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
         if ids is not None:
@@ -229,8 +240,14 @@ def check_packed_inputs(
             if ids.shape != (total,):
                 raise InputError(f"{name} must be (T={total},) like input_ids, got shape {tuple(ids.shape)}")
     if values and not torch.compiler.is_compiling():
-        check_values(spec, input_ids, token_type_ids, position_ids, None, None)
+        check_values(spec, input_ids, token_type_ids, position_ids, None, None, max_positions=max_pos)
     return packing
+
+
+def position_limit(embeddings: Any, spec: Any) -> int | None:
+    """The longest input an embedding takes: its ``max_positions`` when it declares one (None: no
+    position table, e.g. rotary positions, so any length), else ``spec.max_position_embeddings``."""
+    return getattr(embeddings, "max_positions", spec.max_position_embeddings)  # type: ignore[no-any-return]
 
 
 def per_layer_head_mask(head_mask: Tensor | None, num_layers: int, heads: int, dtype: torch.dtype) -> list[Tensor | None]:

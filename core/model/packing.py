@@ -8,7 +8,8 @@ once per forward and kept in the packed :class:`~bertzoo.interfaces.AttentionMas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -102,3 +103,97 @@ def packing_from_mask(attention_mask: Tensor | None, batch: int, seq: int, devic
     cu = torch.tensor(offsets, dtype=torch.int32, device=device)
     keep = None if real is None else real.flatten().nonzero().squeeze(1)
     return Packing(batch, seq, keep, cu, offsets, max(lengths, default=0))
+
+
+# -- length buckets: several packed sequences per batched kernel call ------------------------------------
+PAD_FRACTION = 0.3  # a sequence joins the current bucket while n² >= (1 - PAD_FRACTION) · L² ...
+PAD_FLOOR = 32 * 32  # ... or while the padding it adds, L² - n², is under this (short sequences pad cheaply)
+
+
+@dataclass
+class Bucket:
+    """Sequences of similar length padded to one width ``L`` for one batched attention call.
+
+    Attributes:
+        rows: ``(m, L)`` int64 packed-row index of every slot; a padding slot repeats its
+            sequence's first row (any real row: padding keys are masked, padding queries dropped).
+        real: ``(m, L)`` bool, True at real slots; None when every member has length ``L``.
+        keep: ``(n,)`` int64 flat indices of the real slots in ``(m · L)`` (None with ``real``).
+        start: when the members are consecutive in the pack and all of length ``L``, their first
+            packed row: the bucket is then a view of ``m · L`` rows from there, no gather.
+    """
+
+    rows: Tensor
+    real: Tensor | None
+    keep: Tensor | None
+    start: int | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.rows.shape[1])
+
+
+@dataclass
+class BucketPlan:
+    """How to run a packed batch as a few padded buckets.
+
+    Attributes:
+        buckets: the buckets, longest first.
+        order: ``(T,)`` int64: packed row ``t``'s row in the buckets' concatenated real outputs;
+            None when that concatenation is already in packed order.
+        cache: per-forward conversions (the buckets' attention masks), shared by the layers.
+    """
+
+    buckets: list[Bucket]
+    order: Tensor | None
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+def bucket_groups(lengths: list[int], *, pad_fraction: float = PAD_FRACTION, pad_floor: int = PAD_FLOOR
+                  ) -> list[list[int]]:
+    """Sequence indices per bucket: sorted longest first, cut greedily where padding to the bucket's
+    width would cost more than ``pad_fraction`` of the sequence's ``L²`` attention work and more than
+    ``pad_floor`` token pairs. Sequences of length 0 are left out; within a bucket, packed order."""
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    width = 0
+    for i in order:
+        n = lengths[i]
+        waste = width * width - n * n
+        if groups and (waste <= pad_fraction * width * width or waste <= pad_floor):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+            width = n
+    return [sorted(g) for g in groups]
+
+
+def bucket_plan(offsets: list[int], device: torch.device, *, pad_fraction: float = PAD_FRACTION,
+                pad_floor: int = PAD_FLOOR) -> BucketPlan:
+    """The :class:`BucketPlan` of a packed batch with ``cu_seqlens`` = ``offsets`` (see :func:`bucket_groups`)."""
+    lengths = [b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    buckets: list[Bucket] = []
+    sources: list[Tensor] = []  # packed rows of each bucket's real outputs, in output order
+    for members in bucket_groups(lengths, pad_fraction=pad_fraction, pad_floor=pad_floor):
+        starts = torch.tensor([offsets[i] for i in members], dtype=torch.long)
+        sizes = torch.tensor([lengths[i] for i in members], dtype=torch.long)
+        width = int(sizes.max())
+        slot = torch.arange(width)
+        real = slot[None, :] < sizes[:, None]  # (m, L)
+        rows = starts[:, None] + torch.where(real, slot[None, :], 0)  # (m, L): padding repeats row 0
+        full = bool(real.all())
+        keep = None if full else real.flatten().nonzero().squeeze(1)
+        sources.append(rows.flatten() if keep is None else rows.flatten()[keep])
+        consecutive = full and members == list(range(members[0], members[0] + len(members)))
+        buckets.append(Bucket(rows.to(device), None if full else real.to(device),
+                              None if keep is None else keep.to(device),
+                              offsets[members[0]] if consecutive else None))
+    source = torch.cat(sources) if sources else torch.zeros(0, dtype=torch.long)
+    total = offsets[-1]
+    identity = source.numel() == total and bool((source == torch.arange(total)).all())
+    order = None
+    if not identity:
+        order = torch.empty(total, dtype=torch.long)
+        order[source] = torch.arange(source.numel())
+        order = order.to(device)
+    return BucketPlan(buckets, order)

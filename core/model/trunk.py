@@ -47,7 +47,7 @@ from bertzoo.checkpoint.save import PretrainedMixin
 from bertzoo.errors import IncompatibleComponentError, InputError
 from bertzoo.interfaces import AttentionMask, LayerOutput, Positions
 from bertzoo.model.cache import CacheHandle, KVCache
-from bertzoo.model.inputs import check_inputs, check_packed_inputs, per_layer_head_mask
+from bertzoo.model.inputs import check_inputs, check_packed_inputs, per_layer_head_mask, position_limit
 from bertzoo.model.masks import cross_attention_mask, self_attention_mask
 from bertzoo.model.outputs import BertModelOutput
 from bertzoo.model.packing import OFFSETS, Packing, packing_from_mask
@@ -263,6 +263,7 @@ class BertModel(PretrainedMixin, nn.Module):
         batch, seq = check_inputs(
             spec, input_ids, inputs_embeds, attention_mask, token_type_ids, position_ids,
             encoder_hidden_states, encoder_attention_mask, past, values=self.validate_inputs,
+            max_positions=position_limit(self.embeddings, spec),
         )
         if handle is not None:
             handle.check(batch, spec.num_attention_heads, spec.hidden_size // spec.num_attention_heads)
@@ -408,7 +409,8 @@ class BertModel(PretrainedMixin, nn.Module):
         """
         spec = self.spec
         packing = check_packed_inputs(
-            spec, input_ids, cu_seqlens, max_seqlen, token_type_ids, position_ids, values=self.validate_inputs
+            spec, input_ids, cu_seqlens, max_seqlen, token_type_ids, position_ids, values=self.validate_inputs,
+            max_positions=position_limit(self.embeddings, spec),
         )
         total = input_ids.shape[0]
         dummy = torch.empty(0, device=input_ids.device, dtype=self.dtype)

@@ -51,7 +51,24 @@ def slice_fitted(fitted: FittedIds, start: int, stop: int) -> FittedIds:
         owner = fitted.owner[first:last] - start
     types = seqs.type_ids[first:last] if seqs.type_ids is not None else None
     part = TokenIds(seqs.ids[first:last], seqs.lengths[first:last], seqs.truncated[first:last], types)
-    return FittedIds(part, fitted.tokens[start:stop], fitted.truncated[start:stop], owner)
+    return _with_prompt(FittedIds(part, fitted.tokens[start:stop], fitted.truncated[start:stop], owner),
+                        _prompt_tokens([fitted]))
+
+
+def _prompt_tokens(parts: Sequence[FittedIds]) -> int:
+    """The leading prompt tokens every part leaves out of pooling (``include_prompt: false``)."""
+    counts = {int(getattr(p, "prompt_tokens", 0)) for p in parts}
+    if len(counts) > 1:  # one model, one default prompt: requests never differ; refuse rather than mis-pool
+        raise RuntimeError(f"cannot batch texts with different prompt lengths {sorted(counts)} together")
+    return counts.pop() if counts else 0
+
+
+def _with_prompt(fitted: FittedIds, prompt_tokens: int) -> FittedIds:
+    from bertzoo.inference.prompts import PromptedIds
+
+    if not prompt_tokens:
+        return fitted
+    return PromptedIds(fitted.sequences, fitted.tokens, fitted.truncated, fitted.owner, prompt_tokens=prompt_tokens)
 
 
 def split_fitted(fitted: FittedIds, budget: int) -> list[FittedIds]:
@@ -89,8 +106,9 @@ def merge_fitted(parts: Sequence[FittedIds]) -> FittedIds:
             owners.append((np.arange(len(p)) if p.owner is None else p.owner) + offset)
             offset += len(p)
         owner = np.concatenate(owners)
-    return FittedIds(seqs, np.concatenate([p.tokens for p in parts]), np.concatenate([p.truncated for p in parts]),
-                     owner)
+    merged = FittedIds(seqs, np.concatenate([p.tokens for p in parts]),
+                       np.concatenate([p.truncated for p in parts]), owner)
+    return _with_prompt(merged, _prompt_tokens(parts))
 
 
 @dataclass

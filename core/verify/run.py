@@ -194,7 +194,12 @@ def verify(
         say("encoding with sentence-transformers")
         with quiet_transformers(transformers):
             st_model = st_module.SentenceTransformer(str(folder), device=str(torch_device))
-        st_embeddings = st_model.encode(texts, batch_size=batch_size, convert_to_tensor=True).float().cpu()
+        # verify compares the model on the same texts; a folder's default prompt is a text-level step
+        # (the main job applies it, tests/compat check it), so sentence-transformers must not add it here
+        st_embeddings = st_model.encode(texts, batch_size=batch_size, convert_to_tensor=True, prompt="").float().cpu()
+        if getattr(st_model, "default_prompt_name", None):
+            notes.append(f"the folder's default prompt {st_model.default_prompt_name!r} is not applied here: both "
+                         "sides embed the texts as given (the main job applies it, as sentence-transformers does)")
         tokenizer_check = check_st_tokenizer(st_model, tokenizer, texts)
     else:
         tokenizer_check = check_hf_tokenizer(transformers, model_dir, tokenizer, items, notes)

@@ -60,3 +60,34 @@ def test_worker_serves_concurrent_submits_like_offline_embed(pipe: Pipeline) -> 
     assert "bertzoo_queue_depth{model=\"tiny\"} 0" in metrics.render()
     with pytest.raises(RuntimeError, match="shutting down"):
         worker.submit_call(lambda: None)
+
+
+def test_worker_keeps_a_prompt_out_of_pooling_like_offline_embed(tiny_bert: Path, tmp_path: Path) -> None:
+    """A folder whose default prompt is not pooled (``include_prompt: false``): the batcher's split and
+    merge must carry the prompt's token count, or the served vectors would pool the prompt."""
+    import json
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_bert, tmp_path / "prompted"))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": False}))
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": "query: represent this sentence "}, "default_prompt_name": "query"}))
+    prompted = Pipeline(folder)
+    fitted = prompted.encode_for_embedding(TEXTS[:9], "silent")
+    assert getattr(fitted, "prompt_tokens", 0) > 0
+    assert getattr(merge_fitted(split_fitted(fitted, 40)), "prompt_tokens", 0) == fitted.prompt_tokens  # type: ignore[attr-defined]
+    worker = ModelWorker("prompted", prompted, batch_tokens=64, max_wait_s=0.005, metrics=Metrics())
+    worker.start()
+    try:
+        got = torch.cat([f.result(60) for f in worker.submit_embed(fitted)])
+    finally:
+        worker.close(60)
+    offline = prompted.embed(TEXTS[:9], normalize=False, truncate="silent", output="torch")
+    pooled_prompt = prompted.embed(TEXTS[:9], normalize=False, truncate="silent", output="torch", prompt="")
+    torch.testing.assert_close(got, offline, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(offline, pooled_prompt, atol=1e-3)
