@@ -6,15 +6,14 @@ Output ``(T, h, d)``.
 
 Kernels, chosen per call by device:
 
-- CPU: sequences grouped by length into a few buckets (:func:`bertzoo.model.packing.bucket_groups`:
-  a sequence joins the bucket of its longest while padding costs under 30% of its attention work
-  or under 32² token pairs), each gathered into one padded ``(m, h, L, d)`` SDPA call with a
-  key-padding mask (:func:`varlen_bucketed`). One parallel region per bucket instead of one per
-  sequence: the per-sequence loop (:func:`varlen_loop`) stalls when other processes hold cores,
-  since every sequence's OpenMP region waits for all threads. ``benchmarks/attention_micro.py``
-  measures both (and FlexAttention: ~40 s to compile, a block mask per batch, no faster):
-  on main-job batches (sorted by length, 4096 tokens) buckets are ~1.6x the loop with the other
-  helpers' load and ~2.5-3.6x with a competing matmul process besides.
+- CPU: sequences grouped by padded width (:func:`bertzoo.model.packing.bucket_width`: a multiple
+  of 8, at most 1/8 of the length above 64 tokens), each bucket gathered into one padded
+  ``(m, h, L, d)`` SDPA call with a key-padding mask (:func:`varlen_bucketed`). One parallel
+  region per bucket instead of one per sequence: the per-sequence loop (:func:`varlen_loop`)
+  stalls when other processes hold cores, since every sequence's OpenMP region waits for all
+  threads. The width depends on the sequence alone and every bucket gets a mask, so a sequence's
+  result is the same bit for bit whatever else is in its batch. ``benchmarks/attention_micro.py``
+  measures the routes (FlexAttention too: ~40 s to compile, a block mask per batch, no faster).
 - CUDA, fp16/bf16, no dropout: ``flash_attn.flash_attn_varlen_func`` when the flash-attn
   package is installed, else ``torch.nn.attention.varlen.varlen_attn``. Other CUDA cases
   (fp32, dropout) use the per-sequence loop.
@@ -109,30 +108,28 @@ def varlen_loop(q: Tensor, k: Tensor, v: Tensor, offsets: list[int], *, causal: 
 
 
 def _bucket_mask(plan: BucketPlan, bucket: Bucket, *, causal: bool, bias: Tensor | None, window: int | None,
-                 dtype: torch.dtype) -> Tensor | None:
-    """``(m|1, 1|h, L, L)`` bool (True = attend) or additive mask of one bucket, or None; once per forward.
+                 dtype: torch.dtype) -> Tensor:
+    """``(m|1, 1|h, L, L)`` bool (True = attend) or additive mask of one bucket; once per forward.
 
     Padding keys are masked; padding queries (dropped afterwards) see every key, so no row is
-    empty (an empty row would put NaN into the backward pass).
+    empty (an empty row would put NaN into the backward pass). A bucket without padding gets an
+    all-True mask all the same: the kernel then runs one code path whatever the bucket holds,
+    so a sequence's result does not depend on its batch (bit for bit).
     """
     key = (id(bucket), causal, window, None if bias is None else (id(bias), dtype))
     if key in plan.cache:
         return plan.cache[key]  # type: ignore[no-any-return]
     width, device = bucket.width, bucket.rows.device
-    allowed: Tensor | None = None
+    real = bucket.real if bucket.real is not None else torch.ones(1, width, dtype=torch.bool, device=device)
+    allowed = real[:, None, None, :]  # (m|1, 1, 1, L)
     if causal:
-        allowed = torch.ones(width, width, dtype=torch.bool, device=device).tril()[None, None]
+        allowed = allowed & torch.ones(width, width, dtype=torch.bool, device=device).tril()[None, None]
     if window is not None:
-        band = window_band(width, width, 0, window, device)[None, None]
-        allowed = band if allowed is None else allowed & band
-    if bucket.real is not None:
-        keys = bucket.real[:, None, None, :]  # (m, 1, 1, L)
-        allowed = keys if allowed is None else allowed & keys
-        allowed = allowed | ~bucket.real[:, None, :, None]
+        allowed = allowed & window_band(width, width, 0, window, device)[None, None]
+    allowed = allowed | ~real[:, None, :, None]
     mask = allowed
     if bias is not None:
-        block = bias_block(bias, width).to(device=device, dtype=dtype)
-        mask = block if allowed is None else block.masked_fill(~allowed, torch.finfo(dtype).min)
+        mask = bias_block(bias, width).to(device=device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     plan.cache[key] = mask
     return mask
 
@@ -156,8 +153,7 @@ def varlen_bucketed(q: Tensor, k: Tensor, v: Tensor, plan: BucketPlan, *, causal
             qb, kb, vb = (t[span].unflatten(0, (m, width)).transpose(1, 2) for t in (q, k, v))
         else:
             qb, kb, vb = (t[bucket.rows].transpose(1, 2) for t in (q, k, v))
-        o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout_p,
-                                           is_causal=causal and mask is None, scale=scale)
+        o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=dropout_p, scale=scale)
         o = o.transpose(1, 2).flatten(0, 1)  # (m · L, h, d)
         outs.append(o if bucket.keep is None else o.index_select(0, bucket.keep))
     if not outs:

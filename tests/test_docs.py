@@ -5,6 +5,7 @@ Fenced blocks are read in page order; the info string says what to do with each:
 - ```` ```python ````: executed; the blocks of one page share a namespace (a tutorial builds up);
 - ```` ```bash ````: run with ``bash -euo pipefail`` in the page's scratch folder;
 - ```` ```yaml|toml|json ````: parsed;
+- ```` ```text ````: shown, not run (docs/api.md's signatures, which its freshness test checks);
 - ```` ```LANG file=PATH ````: written to PATH in the scratch folder (later blocks use it); for
   ``bertzoo-example-plugin/...`` the text must equal that file of examples/bertzoo-example-plugin,
   and every file of that package must be shown (the plugin guide builds it from an empty folder);
@@ -33,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLE = ROOT / "examples" / "bertzoo-example-plugin"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
-LANGUAGES = {"python", "bash", "yaml", "toml", "json"}
+LANGUAGES = {"python", "bash", "yaml", "toml", "json", "text"}
 # page -> number of blocks marked skip-test (change deliberately, with a reason in the block)
-SKIPPED = {"benchmarks.md": 3, "cli.md": 1, "plugin-guide.md": 3, "ray.md": 4, "serve.md": 8, "user-guide.md": 2}
+SKIPPED = {"benchmarks.md": 3, "cli.md": 1, "plugin-guide.md": 3, "ray.md": 4, "sentence-transformers.md": 1, "serve.md": 8, "user-guide.md": 2}
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)

@@ -222,20 +222,23 @@ def check_output(path: str | None, suffixes: tuple[str, ...] = (".jsonl", ".parq
 @contextlib.contextmanager
 def warnings_to_stderr() -> Iterator[None]:
     """Warnings (e.g. truncation) as one ``bertzoo: warning: ...`` line each, not Python's two-line form;
-    none under ``--quiet``."""
+    under ``--quiet`` only the random-head warning."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
         finally:
-            if not is_quiet():
-                for w in caught:
+            from bertzoo.inference.engine import RandomHeadWarning
+
+            for w in caught:  # a random head's results are noise: said even under --quiet
+                if not is_quiet() or issubclass(w.category, RandomHeadWarning):
                     print(f"bertzoo: warning: {w.message}", file=sys.stderr)
 
 
 @contextlib.contextmanager
 def quiet_output(quiet: bool) -> Iterator[None]:
-    """``--quiet``: no progress bars, no load report, no warnings, no informational lines; errors only."""
+    """``--quiet``: no progress bars, no load report, no warnings, no informational lines; errors only,
+    and the one warning that says results are noise (a random head run with ``--allow-random-head``)."""
     if not quiet:
         yield
         return
@@ -245,6 +248,9 @@ def quiet_output(quiet: bool) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from bertzoo.inference.engine import RandomHeadWarning
+
+            warnings.simplefilter("always", RandomHeadWarning)  # asked for, but never silent
             yield
     finally:
         logging.disable(disabled)

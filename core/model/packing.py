@@ -106,13 +106,21 @@ def packing_from_mask(attention_mask: Tensor | None, batch: int, seq: int, devic
 
 
 # -- length buckets: several packed sequences per batched kernel call ------------------------------------
-PAD_FRACTION = 0.3  # a sequence joins the current bucket while n² >= (1 - PAD_FRACTION) · L² ...
-PAD_FLOOR = 32 * 32  # ... or while the padding it adds, L² - n², is under this (short sequences pad cheaply)
+MIN_STEP = 8  # bucket widths are multiples of 8 tokens ...
+STEPS_PER_OCTAVE = 8  # ... and above 64 tokens, 8 widths per doubling: padding <= 1/8 of a sequence
+
+
+def bucket_width(n: int) -> int:
+    """The padded width of a sequence of ``n`` tokens: ``n`` rounded up to its step (8 below 128,
+    then 2^(bits - 4): at most 1/8 of ``n``). A function of ``n`` alone, so a sequence is computed
+    the same way, bit for bit, whatever else is in its batch."""
+    step = max(MIN_STEP, 2 ** (n.bit_length() - 1) // STEPS_PER_OCTAVE)
+    return -(-n // step) * step
 
 
 @dataclass
 class Bucket:
-    """Sequences of similar length padded to one width ``L`` for one batched attention call.
+    """Sequences of one :func:`bucket_width` ``L``, padded to it, for one batched attention call.
 
     Attributes:
         rows: ``(m, L)`` int64 packed-row index of every slot; a padding slot repeats its
@@ -149,35 +157,24 @@ class BucketPlan:
     cache: dict[Any, Any] = field(default_factory=dict)
 
 
-def bucket_groups(lengths: list[int], *, pad_fraction: float = PAD_FRACTION, pad_floor: int = PAD_FLOOR
-                  ) -> list[list[int]]:
-    """Sequence indices per bucket: sorted longest first, cut greedily where padding to the bucket's
-    width would cost more than ``pad_fraction`` of the sequence's ``L²`` attention work and more than
-    ``pad_floor`` token pairs. Sequences of length 0 are left out; within a bucket, packed order."""
-    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
-    groups: list[list[int]] = []
-    width = 0
-    for i in order:
-        n = lengths[i]
-        waste = width * width - n * n
-        if groups and (waste <= pad_fraction * width * width or waste <= pad_floor):
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-            width = n
-    return [sorted(g) for g in groups]
+def bucket_groups(lengths: list[int]) -> list[tuple[int, list[int]]]:
+    """``(width, sequence indices)`` per bucket, widest first: the sequences of one
+    :func:`bucket_width`, in packed order. Sequences of length 0 are left out."""
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        if n > 0:
+            groups.setdefault(bucket_width(n), []).append(i)
+    return sorted(groups.items(), reverse=True)
 
 
-def bucket_plan(offsets: list[int], device: torch.device, *, pad_fraction: float = PAD_FRACTION,
-                pad_floor: int = PAD_FLOOR) -> BucketPlan:
+def bucket_plan(offsets: list[int], device: torch.device) -> BucketPlan:
     """The :class:`BucketPlan` of a packed batch with ``cu_seqlens`` = ``offsets`` (see :func:`bucket_groups`)."""
     lengths = [b - a for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     buckets: list[Bucket] = []
     sources: list[Tensor] = []  # packed rows of each bucket's real outputs, in output order
-    for members in bucket_groups(lengths, pad_fraction=pad_fraction, pad_floor=pad_floor):
+    for width, members in bucket_groups(lengths):
         starts = torch.tensor([offsets[i] for i in members], dtype=torch.long)
         sizes = torch.tensor([lengths[i] for i in members], dtype=torch.long)
-        width = int(sizes.max())
         slot = torch.arange(width)
         real = slot[None, :] < sizes[:, None]  # (m, L)
         rows = starts[:, None] + torch.where(real, slot[None, :], 0)  # (m, L): padding repeats row 0

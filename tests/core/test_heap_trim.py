@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def rss_kb() -> int:
-    line = next(x for x in open("/proc/self/status") if x.startswith("VmRSS:"))
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmRSS:"))
     return int(line.split()[1])
 
 

@@ -1,7 +1,7 @@
 """The CPU varlen attention: length buckets (bertzoo.model.packing.bucket_plan, bertzoo.plugins.flash.varlen_bucketed)
 against a dense per-sequence reference written out here, and against the per-sequence loop.
 
-Covers the bucket boundaries, a single sequence, sequences of length 1 and 0, mixed lengths, a
+Covers the bucket widths, batch invariance (bit for bit), a single sequence, sequences of length 1 and 0, mixed lengths, a
 position bias, a local window, causal masks, bf16 and gradients; and that the packed attention
 op runs the buckets on CPU (one plan per forward, kept in the mask's cache).
 """
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bertzoo.interfaces import AttentionMask
-from bertzoo.model.packing import OFFSETS, PAD_FLOOR, PAD_FRACTION, bucket_groups, bucket_plan
+from bertzoo.model.packing import OFFSETS, bucket_groups, bucket_plan, bucket_width
 from bertzoo.plugins.flash import BUCKETS, FlashAttention, varlen_bucketed, varlen_loop
 
 H, D = 3, 8
@@ -71,33 +71,40 @@ LENGTHS = {
 }
 
 
-def test_bucket_groups_cut_where_padding_costs_too_much() -> None:
-    # 64 stands alone; 30 pads cheaply to 33 (waste 189 of 1089), 9 under the 32² floor (1008);
-    # 5 would waste 1064: it starts a bucket that 2 and 1 join; members keep packed order
-    assert bucket_groups([5, 1, 9, 0, 33, 30, 2, 64]) == [[7], [2, 4, 5], [0, 1, 6]]
-    assert bucket_groups([40, 3]) == [[0], [1]]  # 40² - 3² is over both limits
+def test_bucket_widths_and_groups() -> None:
+    assert [bucket_width(n) for n in (1, 8, 9, 63, 64, 65, 127, 128, 129, 255, 256, 257, 512)] == [
+        8, 8, 16, 64, 64, 72, 128, 128, 144, 256, 256, 288, 512]
+    for n in range(64, 2000):  # padding stays under 1/8 of the sequence above 64 tokens
+        assert n <= bucket_width(n) < n * 9 / 8 + 1
+    # (width, members in packed order), widest first; length 0 left out
+    assert bucket_groups([5, 1, 9, 0, 33, 30, 2, 64]) == [(64, [7]), (40, [4]), (32, [5]), (16, [2]), (8, [0, 1, 6])]
     assert bucket_groups([]) == [] and bucket_groups([0, 0]) == []
-    # exactly at the fraction limit: joins; one token under: a new bucket
-    width = 100
-    at_limit = int((1 - PAD_FRACTION) ** 0.5 * width) + 1
-    assert len(bucket_groups([width, at_limit])) == 1
-    assert width * width - (at_limit - 2) ** 2 > max(PAD_FRACTION * width * width, PAD_FLOOR)
-    assert len(bucket_groups([width, at_limit - 2])) == 2
-    # pad_fraction 0 and no floor: one bucket per distinct length
-    assert bucket_groups([4, 5, 4, 6], pad_fraction=0.0, pad_floor=0) == [[3], [1], [0, 2]]
 
 
 def test_bucket_plan_restores_packed_order() -> None:
     lengths = [5, 1, 9, 0, 33, 30, 2, 64]
     plan = bucket_plan(offsets_of(lengths), torch.device("cpu"))
-    assert [b.width for b in plan.buckets] == [64, 33, 5]
+    assert [b.width for b in plan.buckets] == [64, 40, 32, 16, 8]
     assert plan.order is not None and sorted(plan.order.tolist()) == list(range(sum(lengths)))
-    assert plan.buckets[0].real is None and plan.buckets[1].real is not None  # a lone sequence needs no mask
-    assert plan.buckets[0].start == 80 and plan.buckets[1].start is None  # a lone sequence is a view
-    sorted_plan = bucket_plan(offsets_of([9, 8, 8, 7]), torch.device("cpu"))
-    assert len(sorted_plan.buckets) == 1 and sorted_plan.order is None  # longest first: already in order
-    equal = bucket_plan(offsets_of([3, 7, 7, 7]), torch.device("cpu"), pad_fraction=0.0, pad_floor=0)
-    assert [(b.width, b.start) for b in equal.buckets] == [(7, 3), (3, 0)]  # consecutive equal lengths: views
+    assert plan.buckets[0].real is None and plan.buckets[1].real is not None
+    assert plan.buckets[0].start == 80 and plan.buckets[1].start is None  # a full-width sequence is a view
+    sorted_plan = bucket_plan(offsets_of([15, 14, 9, 8, 8]), torch.device("cpu"))
+    assert [b.width for b in sorted_plan.buckets] == [16, 8] and sorted_plan.order is None  # longest first
+    equal = bucket_plan(offsets_of([3, 16, 16, 16]), torch.device("cpu"))
+    assert [(b.width, b.start) for b in equal.buckets] == [(16, 3), (8, None)]  # consecutive full rows: a view
+
+
+def test_a_sequence_gives_the_same_bits_alone_and_in_any_batch() -> None:
+    """Its width depends on its length only and every bucket is masked: batch invariance, bit for bit."""
+    lengths = [21, 5, 24, 17, 64, 1]
+    q, k, v = packed(lengths, seed=4)
+    offsets = offsets_of(lengths)
+    together = varlen_bucketed(q, k, v, bucket_plan(offsets, q.device), causal=False, dropout_p=0.0, scale=None,
+                               window=6)
+    for i, (a, b) in enumerate(pairwise(offsets)):
+        alone = varlen_bucketed(q[a:b], k[a:b], v[a:b], bucket_plan([0, b - a], q.device), causal=False,
+                                dropout_p=0.0, scale=None, window=6)
+        assert torch.equal(alone, together[a:b]), f"sequence {i} ({b - a} tokens)"
 
 
 @pytest.mark.parametrize("name", list(LENGTHS))
@@ -149,7 +156,7 @@ def test_gradients_equal_the_loop() -> None:
 
 
 def test_the_packed_op_runs_buckets_on_cpu_once_per_forward() -> None:
-    lengths = [10, 1, 40, 38]
+    lengths = [10, 1, 40, 38]  # widths 16, 8, 40, 40
     offsets = offsets_of(lengths)
     q, k, v = packed(lengths)
     mask = AttentionMask(cu_seqlens=torch.tensor(offsets, dtype=torch.int32), max_seqlen=max(lengths))
@@ -157,7 +164,7 @@ def test_the_packed_op_runs_buckets_on_cpu_once_per_forward() -> None:
     out, weights = op(q, k, v, mask=mask)
     plan = mask.cache[BUCKETS]
     assert weights is None and mask.cache[OFFSETS] == offsets
-    assert [b.width for b in plan.buckets] == [40, 10]
+    assert [b.width for b in plan.buckets] == [40, 16, 8]
     op(q, k, v, mask=mask)
     assert mask.cache[BUCKETS] is plan  # the layers of a forward share it
     assert (out.double() - reference(q, k, v, offsets)).abs().max().item() <= 1e-5

@@ -203,8 +203,6 @@ def test_queries_whose_window_is_all_padding_equal_transformers_sdpa(case: Famil
         assert max_diff(packed, hf["sdpa"].last_hidden_state, real) <= ATOL
 
 
-@pytest.mark.xfail(strict=True, reason="needs the trunk to read the embedding's max_positions "
-                   "(/work/notes/E-wave3-rotary-length.patch); delete this marker when it is applied")
 def test_inputs_longer_than_max_position_embeddings_equal_transformers(tmp_path: Path, tokenizer: Any) -> None:
     """Rotary positions have no table: transformers runs 40 tokens on max_position_embeddings=16 and so
     does bertzoo (the embedding declares max_positions=None), padded, packed and through forward_packed."""
