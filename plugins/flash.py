@@ -129,7 +129,10 @@ def _bucket_mask(plan: BucketPlan, bucket: Bucket, *, causal: bool, bias: Tensor
     allowed = allowed | ~real[:, None, :, None]
     mask = allowed
     if bias is not None:
-        mask = bias_block(bias, width).to(device=device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+        # the bias covers the longest sequence; the padded width may be wider (padding keys are masked)
+        have = min(width, bias.shape[-1])
+        block = F.pad(bias_block(bias, have), (0, width - have, 0, width - have))
+        mask = block.to(device=device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     plan.cache[key] = mask
     return mask
 
