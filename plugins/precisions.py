@@ -242,6 +242,46 @@ def quantize_int8(model: nn.Module, *, calibrate: Callable[[], object] | None = 
     return model
 
 
+class SlowPrecisionWarning(UserWarning):
+    """A compute precision runs on a CPU without native kernels for it: slower than float32, not faster."""
+
+
+# measured per matmul on an AVX2-only CPU (MiniLM's FFN shape, 2048 tokens, one thread): bf16 9x and
+# torch._int_mm 48x slower than float32 (docs/benchmarks.md, "Precisions on CPUs without native kernels")
+_SLOWDOWN = {"bfloat16": ("AVX512-BF16 or AMX", 9), "int8": ("VNNI or AMX", 48)}
+
+
+def missing_cpu_kernels(precision: str) -> str | None:
+    """The instruction sets this CPU lacks for fast ``precision`` matmuls (None: it has them, or
+    torch cannot tell)."""
+    cpu = torch.cpu
+    try:
+        if precision == "bfloat16":
+            native = cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported()
+        elif precision == "int8":
+            native = cpu._is_vnni_supported() or cpu._is_amx_tile_supported()
+        else:
+            return None
+    except AttributeError:  # a torch without these probes: say nothing rather than guess
+        return None
+    return None if native else _SLOWDOWN[precision][0]
+
+
+def warn_if_slow_on_cpu(model: nn.Module, precision: str) -> None:
+    """Say, once per load, that ``precision`` will be slower than float32 on this CPU."""
+    import warnings
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    missing = missing_cpu_kernels(precision)
+    if device.type != "cpu" or missing is None:
+        return
+    factor = _SLOWDOWN[precision][1]
+    warnings.warn(
+        f"compute={precision!r} on this CPU ({torch.backends.cpu.get_cpu_capability()}, no {missing}) has no "
+        f"native {precision} matmul kernels: about {factor}x slower per matmul than float32 here, not faster; "
+        "use compute='float32' on this machine", SlowPrecisionWarning, stacklevel=2)
+
+
 # -- the registered precisions (bertzoo.interfaces.Precision) ----------------------------------------
 #: ``calibrate`` as the main job passes it: runs the float model on the texts it is given
 Calibrate = Callable[[Sequence[str]], object]
@@ -259,6 +299,7 @@ class BFloat16Precision:
     the residual stream, LayerNorm, attention, pooling and the head stay float32."""
 
     def apply(self, model: nn.Module, *, calibrate: Calibrate | None = None) -> nn.Module:
+        warn_if_slow_on_cpu(model, "bfloat16")
         return cast_linear_bf16(model)
 
 
@@ -279,11 +320,13 @@ class Int8Precision:
         """Raises:
         InputError: the model is not on the CPU or not float32, or torch cannot multiply int8 matrices.
         """
+        warn_if_slow_on_cpu(model, "int8")
         run = None if calibrate is None else (lambda: calibrate(CALIBRATION_TEXTS))
         return quantize_int8(model, calibrate=run, alpha=self.alpha)
 
 
 __all__ = [
     "CALIBRATION_TEXTS", "BFloat16Linear", "BFloat16Precision", "Calibrate", "Float32Precision", "Int8Linear",
-    "Int8Precision", "cast_linear_bf16", "input_absmax", "quantize_int8",
+    "Int8Precision", "SlowPrecisionWarning", "cast_linear_bf16", "input_absmax", "missing_cpu_kernels",
+    "quantize_int8", "warn_if_slow_on_cpu",
 ]

@@ -20,8 +20,10 @@ def run(args: argparse.Namespace) -> int:
     from bertzoo.train.config import TrainConfig
     from bertzoo.train.loop import run as train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug", "set")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug", "set", "quiet")}
     options["extra"] = parse_set(args.set or [])
+    if getattr(args, "quiet", False):  # --quiet: no progress bar; the summary line is the result
+        options["progress"] = False
     result = train(TrainConfig.from_kwargs(**options))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return 0

@@ -112,3 +112,22 @@ def test_old_module_still_exports_the_names() -> None:
 
     for name in old.__all__:
         assert getattr(old, name) is getattr(precisions, name)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "int8"])
+def test_a_precision_without_native_cpu_kernels_says_it_is_slower(name: str) -> None:
+    """On a CPU without AVX512-BF16/AMX (bf16) or VNNI/AMX (int8) these precisions run slower than
+    float32: applying one says so, and on a CPU that has the kernels it says nothing."""
+    import warnings
+
+    precision = {"bfloat16": precisions.BFloat16Precision(), "int8": precisions.Int8Precision()}[name]
+    missing = precisions.missing_cpu_kernels(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        precision.apply(tiny())
+    slow = [w for w in caught if issubclass(w.category, precisions.SlowPrecisionWarning)]
+    if missing is None:
+        assert not slow
+    else:
+        assert len(slow) == 1 and missing in str(slow[0].message) and "compute='float32'" in str(slow[0].message)
+    assert precisions.missing_cpu_kernels("float32") is None
