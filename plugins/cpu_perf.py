@@ -8,8 +8,11 @@ Why oneDNN: inference on CPU runs the layer's ``nn.Linear`` through oneDNN (bias
 asked, fused into the GEMM). ``F.linear`` sends fp32 to MKL's sgemm, which on the AMD EPYC this
 project is measured on runs at 1/2-1/3 of oneDNN's speed (``benchmarks/encoder.py`` prints both
 GEMM peaks); bf16 ``F.linear`` is oneDNN already. Rounding is that of any fp32 GEMM (~5e-6 vs
-float64 on a 384-term dot product, as MKL). Set :data:`ONEDNN_LINEAR` to False to always use
-``F.linear``.
+float64 on a 384-term dot product, as MKL). On CPUs without AVX-512 it is the other way round:
+on a 2-core AVX2-only AMD EPYC, ``bertzoo.embed`` of 300 corpus paragraphs with all-MiniLM-L6-v2
+took 4.33 s through oneDNN and 4.02 s through MKL (best of 4, alternated; ``benchmarks/mfu.py``
+shows the same on the GEMMs alone), so oneDNN is used only where torch reports AVX-512. Set
+:data:`ONEDNN_LINEAR` to force either way.
 
 Why the caps: each new GEMM shape gets a oneDNN primitive (JIT code plus, for real weights, a
 reordered weight copy: ~4 MB per entry for MiniLM) in two caches of 1024 entries (ideep's
@@ -29,10 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+# faster than MKL's sgemm on AVX-512 CPUs, slower on AVX2-only ones (see the module docstring)
+ONEDNN_LINEAR = ONEDNN_AVAILABLE and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 # oneDNN refuses bf16 GEMMs on CPUs without bf16 instructions ("could not create a primitive
 # descriptor"); there bf16 runs as a module, as torch itself does.
-ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if ONEDNN_LINEAR and torch.ops.mkldnn._is_mkldnn_bf16_supported() \
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16) if ONEDNN_AVAILABLE and torch.ops.mkldnn._is_mkldnn_bf16_supported() \
     else (torch.float32,)
 ONEDNN_CACHE_CAPS = {"LRU_CACHE_CAPACITY": "8", "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "8"}
 _caps_applied = False
