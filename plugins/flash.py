@@ -1,4 +1,4 @@
-"""Variable-length attention over packed tokens (no padding enters the layers; CPU attention pads within length buckets).
+"""Variable-length attention over packed tokens (no padding enters the layers).
 
 Packed layout: q/k/v ``(T, h, d)`` where ``T`` is the total of real tokens of the batch, with
 ``mask.cu_seqlens`` ``(B + 1,)`` the offsets of each sequence and ``mask.max_seqlen`` the longest.
@@ -6,14 +6,15 @@ Output ``(T, h, d)``.
 
 Kernels, chosen per call by device:
 
-- CPU: sequences grouped by padded width (:func:`bertzoo.model.packing.bucket_width`: a multiple
-  of 8, at most 1/8 of the length above 64 tokens), each bucket gathered into one padded
-  ``(m, h, L, d)`` SDPA call with a key-padding mask (:func:`varlen_bucketed`). One parallel
-  region per bucket instead of one per sequence: the per-sequence loop (:func:`varlen_loop`)
-  stalls when other processes hold cores, since every sequence's OpenMP region waits for all
-  threads. The width depends on the sequence alone and every bucket gets a mask, so a sequence's
-  result is the same bit for bit whatever else is in its batch. ``benchmarks/attention_micro.py``
-  measures the routes (FlexAttention too: ~40 s to compile, a block mask per batch, no faster).
+- CPU: one SDPA call per sequence on strided views of the packed tensors (:func:`varlen_loop`):
+  nothing copied, no padding computed. The alternative, :data:`CPU_BUCKETS` = True, groups
+  sequences by padded width (:func:`bertzoo.model.packing.bucket_width`: a multiple of 8, at most
+  1/8 of the length above 64 tokens) into one masked ``(m, h, L, d)`` SDPA call per bucket
+  (:func:`varlen_bucketed`): one parallel region per bucket instead of one per sequence, against
+  the stall of per-sequence OpenMP regions when other processes hold cores. Measured slower on
+  the main job (see :data:`CPU_BUCKETS`), so it is off. Both give a sequence the same result bit
+  for bit whatever else is in its batch. ``benchmarks/attention_micro.py`` measures the routes
+  (FlexAttention too: ~40 s to compile, a block mask per batch, no faster).
 - CUDA, fp16/bf16, no dropout: ``flash_attn.flash_attn_varlen_func`` when the flash-attn
   package is installed, else ``torch.nn.attention.varlen.varlen_attn``. Other CUDA cases
   (fp32, dropout) use the per-sequence loop.
@@ -45,6 +46,11 @@ from bertzoo.plugins.attention_base import ProbabilityFreeAttention
 from bertzoo.plugins.register_flash import FLASH_CAPABILITIES
 
 BUCKETS = "bertzoo:flash:buckets"  # mask.cache key: the BucketPlan of a packed forward
+# CPU packed attention by length buckets instead of the per-sequence loop: off, because measured on
+# bertzoo.embed (all-MiniLM-L6-v2, 300 corpus paragraphs, best of 4 alternated, 2-core AVX2 EPYC)
+# the buckets took 3.66 s against the loop's 3.21 s on a quiet machine and 6.74 s against 6.81 s
+# beside a one-thread matmul process: the stall they were built against did not reproduce
+CPU_BUCKETS = False
 
 
 def _offsets(mask: AttentionMask) -> list[int]:
@@ -255,7 +261,7 @@ class FlashAttention(ProbabilityFreeAttention):
             if out is not None:
                 return out
         offsets = _offsets(mask)
-        if q.device.type == "cpu":
+        if q.device.type == "cpu" and CPU_BUCKETS:
             return varlen_bucketed(q, k, v, _bucket_plan(mask, offsets, q.device), causal=mask.causal,
                                    dropout_p=dropout_p, scale=scale, bias=mask.bias, window=mask.window)
         return varlen_loop(q, k, v, offsets, causal=mask.causal, dropout_p=dropout_p, scale=scale,

@@ -100,7 +100,12 @@ def test_token_classify_equals_the_token_classification_pipeline(ner: Path, aggr
         np.testing.assert_allclose([e["score"] for e in a], [float(e["score"]) for e in b], atol=1e-5)
         if aggregation == "none":
             assert [e["index"] for e in a] == [e["index"] for e in b]
-    assert bertzoo.token_classify(NER_TEXTS[0], model=ner, aggregation=aggregation) == ours[0]
+    # one text alone gives what it gives in the batch: the same entities, scores within GEMM rounding
+    # (the CPU sgemm rounds by row count, ~1e-7; user-guide "Batch invariance" promises 1e-6)
+    alone = bertzoo.token_classify(NER_TEXTS[0], model=ner, aggregation=aggregation)
+    assert [{k: v for k, v in e.items() if k != "score"} for e in alone] == [
+        {k: v for k, v in e.items() if k != "score"} for e in ours[0]]
+    np.testing.assert_allclose([e["score"] for e in alone], [e["score"] for e in ours[0]], atol=1e-6, rtol=0)
 
 
 def _reference_answer(folder: Path, question: str, context: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The CPU varlen attention: length buckets (bertzoo.model.packing.bucket_plan, bertzoo.plugins.flash.varlen_bucketed)
+"""The CPU varlen attention's opt-in route (``bertzoo.plugins.flash.CPU_BUCKETS``): length buckets (bertzoo.model.packing.bucket_plan, bertzoo.plugins.flash.varlen_bucketed)
 against a dense per-sequence reference written out here, and against the per-sequence loop.
 
 Covers the bucket widths, batch invariance (bit for bit), a single sequence, sequences of length 1 and 0, mixed lengths, a
@@ -157,7 +157,10 @@ def test_gradients_equal_the_loop() -> None:
         assert torch.isfinite(a).all() and (a - b).abs().max().item() <= 1e-5
 
 
-def test_the_packed_op_runs_buckets_on_cpu_once_per_forward() -> None:
+def test_the_packed_op_runs_buckets_on_cpu_once_per_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bertzoo.plugins import flash
+
+    monkeypatch.setattr(flash, "CPU_BUCKETS", True)  # opt-in (the loop is the default on CPU)
     lengths = [10, 1, 40, 38]  # widths 16, 8, 40, 40
     offsets = offsets_of(lengths)
     q, k, v = packed(lengths)
