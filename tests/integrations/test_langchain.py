@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
-import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +24,10 @@ QUERY = "why do cats purr?"
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, prompted_folder: Callable[..., Path]) -> Path:
     """The tiny BERT as a sentence-transformers folder with e5-style prompts (default: query)."""
-    out = tmp_path_factory.mktemp("lc") / "tiny-prompts"
-    shutil.copytree(tiny_bert, out)
-    (out / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
-    (out / "1_Pooling").mkdir()
-    (out / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32,
-                                                                "pooling_mode_mean_tokens": True}))
-    (out / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "query"}))
-    return out
+    prompts = {"query": "query: ", "passage": "passage: "}
+    return prompted_folder(tiny_bert, tmp_path_factory.mktemp("lc") / "tiny-prompts", prompts)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
-import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +41,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+def folder(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, prompted_folder: Callable[..., Path]) -> Path:
     """The tiny BERT as a sentence-transformers folder with prompts for queries and texts (default: query)."""
-    out = tmp_path_factory.mktemp("li") / "tiny-prompts"
-    shutil.copytree(tiny_bert, out)
-    (out / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
-    (out / "1_Pooling").mkdir()
-    (out / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32,
-                                                                "pooling_mode_mean_tokens": True}))
-    (out / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": {"query": "query: ", "text": "passage: "}, "default_prompt_name": "query"}))
-    return out
+    prompts = {"query": "query: ", "text": "passage: "}
+    return prompted_folder(tiny_bert, tmp_path_factory.mktemp("li") / "tiny-prompts", prompts)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ threads at once giving ``Pipeline.embed``'s vectors (windows included) on a tiny
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,21 +63,12 @@ def test_worker_serves_concurrent_submits_like_offline_embed(pipe: Pipeline) -> 
         worker.submit_call(lambda: None)
 
 
-def test_worker_keeps_a_prompt_out_of_pooling_like_offline_embed(tiny_bert: Path, tmp_path: Path) -> None:
+def test_worker_keeps_a_prompt_out_of_pooling_like_offline_embed(tiny_bert: Path, tmp_path: Path,
+                                                                  prompted_folder: Callable[..., Path]) -> None:
     """A folder whose default prompt is not pooled (``include_prompt: false``): the batcher's split and
     merge must carry the prompt's token count, or the served vectors would pool the prompt."""
-    import json
-    import shutil
-
-    folder = Path(shutil.copytree(tiny_bert, tmp_path / "prompted"))
-    (folder / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
-    (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"embedding_dimension": 32, "pooling_mode": "mean", "include_prompt": False}))
-    (folder / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": {"query": "query: represent this sentence "}, "default_prompt_name": "query"}))
+    folder = prompted_folder(tiny_bert, tmp_path / "prompted", {"query": "query: represent this sentence "},
+                             normalize=False, include_prompt=False)
     prompted = Pipeline(folder)
     fitted = prompted.encode_for_embedding(TEXTS[:9], "silent")
     assert getattr(fitted, "prompt_tokens", 0) > 0
